@@ -1,0 +1,365 @@
+"""logjam-compress: compress finished hourly log files into DIR/archive/.
+
+Selection is pure (``yield_old_logfiles``); the effects live in
+``compress_logfile`` and ``compress_directory``, which never delete an
+original before its compressed copy is durable and verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from logjam import fsutil
+from logjam.codecs import CODECS, GZIP, Codec, crc32
+from logjam.errors import FileError, UsageError
+from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
+from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
+
+log = logging.getLogger("logjam.compress")
+
+ONE_HOUR_PLUS = datetime.timedelta(hours=1, minutes=5)
+ARCHIVE_DIRNAME = "archive"
+LOCK_NAME = ".logjam-compress.lock"
+DUPLICATE_MARK = "-logjam-compress-duplicate-timestamp"
+MAX_DUPLICATES = 24  # NN runs 01..24, after the un-numbered duplicate name
+
+
+# -- pure selection ---------------------------------------------------------
+
+def select_superseded_by_new_file(logfiles: Sequence[LogFile]) -> list[LogFile]:
+    """Takes LogFiles of one stream. Returns all but the newest: a newer file
+    of the same stream means the writer has moved on."""
+    return sorted(logfiles, key=logfile_keyfunc)[:-1]
+
+
+def select_superseded_by_timestamp(
+    logfiles: Iterable[LogFile], now: datetime.datetime
+) -> list[LogFile]:
+    """Takes LogFiles and the current time. Returns those whose hour is well
+    over (timestamp more than 1 h 5 min before now)."""
+    return [logfile for logfile in logfiles if now - logfile.timestamp > ONE_HOUR_PLUS]
+
+
+def yield_old_logfiles(filenames: Iterable[str], now: datetime.datetime) -> Iterator[LogFile]:
+    """Takes file names and the current time. Yields the finished LogFiles,
+    sorted by logfile_keyfunc. Files stamped in the future are ignored and
+    supersede nothing."""
+    finished: set[LogFile] = set()
+    for logfiles in group_filenames(filenames).values():
+        current = [logfile for logfile in logfiles if logfile.timestamp <= now]
+        finished.update(select_superseded_by_new_file(current))
+        finished.update(select_superseded_by_timestamp(current, now))
+    yield from sorted(finished, key=logfile_keyfunc)
+
+
+def duplicate_timestamp_names(name: str) -> Iterator[str]:
+    """Takes an archived file name. Yields the 25 names a duplicate of it may take:
+    ``PREFIX-logjam-compress-duplicate-timestamp[-NN]-TIMESTAMP[-SUFFIX].EXT``."""
+    logfile = parse_filename(name)
+    if logfile is None:
+        return
+    for index in range(MAX_DUPLICATES + 1):
+        number = f"-{index:02d}" if index else ""
+        yield unparse_filename(
+            logfile.prefix + DUPLICATE_MARK + number,
+            logfile.timestamp,
+            logfile.suffix,
+            logfile.extension,
+        )
+
+
+def duplicate_timestamp_path(
+    path: str, *, exists: Callable[[str], bool] = os.path.lexists
+) -> str:
+    """Takes the path of an archived file that already exists. Returns the first
+    free duplicate path beside it; raises FileError when all 25 are taken."""
+    directory, name = os.path.split(path)
+    for candidate in duplicate_timestamp_names(name):
+        candidate_path = os.path.join(directory, candidate)
+        if not exists(candidate_path):
+            return candidate_path
+    raise FileError(f"{path}: all {MAX_DUPLICATES + 1} duplicate names are taken")
+
+
+# -- effects ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Compressed:
+    """What compress_logfile did, for the log line and the caller's totals."""
+
+    source: str
+    archived: str
+    original_size: int
+    compressed_size: int
+
+
+def compress_logfile(
+    dir_fd: int,
+    archive_fd: int,
+    logfile: LogFile,
+    *,
+    codec: Codec = GZIP,
+    level: int | None = None,
+    threads: int = 1,
+    check_stop: Callable[[], None] = lambda: None,
+) -> Compressed:
+    """Compresses one finished log into the archive directory, then removes the original.
+
+    In order: write a hidden temporary file, fsync it, read it back and check
+    its CRC-32 and length against what was read, link it to a free name,
+    fsync the archive directory, and only then unlink the original and fsync
+    its directory. On any failure the original stays and the temporary file
+    is removed. Raises FileError (or OSError) for this file; Interrupted on a stop.
+    """
+    name = logfile.filename
+    try:
+        source_fd = os.open(name, fsutil.READ_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        raise FileError(f"{name}: cannot open: {error.strerror}") from error
+    try:
+        source = os.fstat(source_fd)
+        if not stat.S_ISREG(source.st_mode):
+            raise FileError(f"{name}: not a regular file; left alone")
+        final_name = name + codec.extension
+        with fsutil.temp_file(archive_fd, final_name) as (temp_fd, temp):
+            fsutil.copy_metadata(source, temp_fd)  # narrow permissions before any byte lands
+            length, checksum = _write_compressed(source_fd, temp_fd, codec, level, threads, check_stop)
+            fsutil.copy_metadata(source, temp_fd)  # writing moved the mtime
+            os.fsync(temp_fd)
+            _verify(temp_fd, codec, length, checksum, name, check_stop)
+            after = os.fstat(source_fd)
+            if after.st_size != length or after.st_mtime_ns != source.st_mtime_ns:
+                raise FileError(f"{name}: changed while being compressed; will retry")
+            compressed_size = os.fstat(temp_fd).st_size
+            candidates = [final_name, *duplicate_timestamp_names(final_name)]
+            archived = fsutil.publish(archive_fd, temp, candidates)
+            if archived is None:
+                raise FileError(
+                    f"{name}: archive/{final_name} and all {MAX_DUPLICATES + 1} duplicate "
+                    "names exist; original left in place"
+                )
+        if archived != final_name:
+            log.warning("archive/%s exists; stored the late copy of %s as archive/%s",
+                        final_name, name, archived)
+        _remove_original(dir_fd, name, source)
+    finally:
+        os.close(source_fd)
+    return Compressed(name, archived, length, compressed_size)
+
+
+def _write_compressed(
+    source_fd: int, temp_fd: int, codec: Codec, level: int | None, threads: int,
+    check_stop: Callable[[], None],
+) -> tuple[int, int]:
+    length = checksum = 0
+    with io.FileIO(temp_fd, "wb", closefd=False) as raw:
+        writer = codec.open_writer(raw, codec.default_level if level is None else level, threads)
+        with writer:
+            for chunk in fsutil.read_chunks(source_fd, check=check_stop):
+                writer.write(chunk)
+                length += len(chunk)
+                checksum = crc32(chunk, checksum)
+        raw.flush()
+    return length, checksum
+
+
+def _verify(
+    temp_fd: int, codec: Codec, length: int, checksum: int, name: str,
+    check_stop: Callable[[], None],
+) -> None:
+    read_length = read_checksum = 0
+    with io.FileIO(temp_fd, "rb", closefd=False) as raw:
+        raw.seek(0)
+        with codec.open_reader(raw) as reader:
+            while True:
+                check_stop()
+                chunk = reader.read(fsutil.CHUNK_SIZE)
+                if not chunk:
+                    break
+                read_length += len(chunk)
+                read_checksum = crc32(chunk, read_checksum)
+    if (read_length, read_checksum) != (length, checksum):
+        raise FileError(
+            f"{name}: compressed copy does not match (read back {read_length} bytes, "
+            f"CRC-32 {read_checksum:08x}; expected {length} bytes, {checksum:08x})"
+        )
+
+
+def _remove_original(dir_fd: int, name: str, source: os.stat_result) -> None:
+    # Unlink only the very file that was compressed: if the name now points
+    # elsewhere (a writer re-created it), leave it for the next pass.
+    try:
+        current = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if (current.st_dev, current.st_ino) != (source.st_dev, source.st_ino):
+        log.warning("%s was replaced while being compressed; the new file is left for the next pass", name)
+        return
+    os.unlink(name, dir_fd=dir_fd)
+    fsutil.fsync_dir(dir_fd)
+
+
+def open_archive_dir(dir_fd: int, log_dir: str) -> int:
+    """Opens (creating when missing) DIR/archive, never through a symbolic link.
+    A new archive directory takes the log directory's permissions and owner."""
+    try:
+        return fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise FileError(f"{log_dir}/{ARCHIVE_DIRNAME}: not a directory (or a symbolic link)") from error
+    parent = os.fstat(dir_fd)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(ARCHIVE_DIRNAME, stat.S_IMODE(parent.st_mode) & 0o777, dir_fd=dir_fd)
+        fsutil.fsync_dir(dir_fd)
+    archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
+    if os.geteuid() == 0:
+        os.fchown(archive_fd, parent.st_uid, parent.st_gid)
+    log.info("created %s/%s", log_dir, ARCHIVE_DIRNAME)
+    return archive_fd
+
+
+def compress_directory(
+    log_dir: str,
+    *,
+    now: datetime.datetime,
+    codec: Codec = GZIP,
+    level: int | None = None,
+    threads: int = 1,
+    stop: Stop | None = None,
+) -> bool:
+    """Compresses every finished log in log_dir. Returns True if none failed."""
+    check_stop = stop.check if stop is not None else (lambda: None)
+    dir_fd = open_log_dir(log_dir)
+    try:
+        with directory_lock(dir_fd, LOCK_NAME) as locked:
+            if not locked:
+                log.info("%s: another logjam-compress is working here; skipping", log_dir)
+                return True
+            names = os.listdir(dir_fd)
+            finished = list(yield_old_logfiles(names, now))
+            if not finished:
+                log.debug("%s: nothing to compress", log_dir)
+                return True
+            archive_fd = open_archive_dir(dir_fd, log_dir)
+            try:
+                for name in fsutil.remove_stale_temp_files(archive_fd):
+                    log.info("removed %s/%s/%s left by an interrupted pass", log_dir, ARCHIVE_DIRNAME, name)
+                return _compress_all(log_dir, dir_fd, archive_fd, finished, codec, level, threads, check_stop)
+            finally:
+                os.close(archive_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _compress_all(
+    log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile], codec: Codec,
+    level: int | None, threads: int, check_stop: Callable[[], None],
+) -> bool:
+    ok = True
+    for logfile in logfiles:
+        check_stop()
+        try:
+            done = compress_logfile(
+                dir_fd, archive_fd, logfile,
+                codec=codec, level=level, threads=threads, check_stop=check_stop,
+            )
+        except (FileError, OSError) as error:
+            ok = False
+            log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))
+            continue
+        ratio = done.compressed_size / done.original_size if done.original_size else 1.0
+        log.info(
+            "compressed %s/%s -> %s/%s (%d -> %d bytes, %.1f%%)",
+            log_dir, done.source, ARCHIVE_DIRNAME, done.archived,
+            done.original_size, done.compressed_size, 100 * ratio,
+        )
+    return ok
+
+
+def _reason(error: Exception, name: str) -> str:
+    text = str(error)
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    return text.removeprefix(f"{name}: ")
+
+
+def open_log_dir(log_dir: str) -> int:
+    """Opens a directory given on the command line. Raises UsageError if it cannot."""
+    try:
+        return os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageError(f"{log_dir}: no such directory") from None
+    except NotADirectoryError:
+        raise UsageError(f"{log_dir}: not a directory") from None
+    except PermissionError:
+        raise UsageError(f"{log_dir}: permission denied") from None
+
+
+# -- command line -----------------------------------------------------------
+
+EPILOG = """\
+examples:
+  logjam-compress --once /var/log/app            one pass, from cron
+  logjam-compress /var/log/app /var/log/nginx    poll every 60 s (runit, systemd)
+
+A log file is named PREFIX-YYYYMMDDTHHMMZ[-SUFFIX].EXT (UTC). It is finished
+when a newer file of the same stream exists or its hour ended over 5 minutes
+ago; it is then compressed to DIR/archive/NAME.gz and removed.
+exit status (--once): 0 all done, 1 some files failed (retried next pass),
+2 usage or configuration error, 128+N stopped by signal N.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logjam-compress",
+        description="Compress finished hourly log files into DIR/archive/.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("directories", nargs="+", metavar="DIR", help="directory of hourly log files")
+    parser.add_argument("--codec", choices=sorted(CODECS), default=GZIP.name, help="default: %(default)s")
+    parser.add_argument("--level", type=int, default=None, help="compression level (default: the codec's)")
+    add_common_arguments(parser)
+    return parser
+
+
+def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] | None = None):
+    """Checks the directories. Returns the pass function the runner calls."""
+    clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+    for log_dir in args.directories:
+        os.close(open_log_dir(log_dir))
+    codec = CODECS[args.codec]
+
+    def job(stop: Stop) -> bool:
+        ok = True
+        for log_dir in args.directories:
+            try:
+                ok = compress_directory(log_dir, now=clock(), codec=codec, level=args.level, stop=stop) and ok
+            except UsageError as error:  # a directory vanished since start-up
+                log.error("%s", error)
+                ok = False
+            except (FileError, OSError) as error:
+                log.error("%s: %s", log_dir, _reason(error, log_dir))
+                ok = False
+        return ok
+
+    return job
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of logjam-compress. Returns the exit status."""
+    return main_runner("logjam-compress", build_parser(), make_job, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""The s3:// backend: conditional writes (If-None-Match: *), checksums S3
+verifies, multipart for large files with bounded memory, and botocore errors
+turned into one-line logjam errors at this boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import logging
+import urllib.parse
+from collections.abc import Callable
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from logjam import fsutil
+from logjam.errors import FileError, PassError, UsageError
+from logjam.uploaders import LocalFile, PutResult, reader
+
+log = logging.getLogger("logjam.upload")
+
+MULTIPART_THRESHOLD = 64 * 1024 * 1024  # one PUT below this: the fewest requests
+PART_SIZE = 16 * 1024 * 1024  # memory held per part in flight
+MAX_PARTS = 10_000
+METADATA_SHA256 = "logjam-sha256"
+
+CREDENTIAL_ERRORS = {
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+    "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem",
+}
+TAKEN_ERRORS = {"PreconditionFailed"}  # 412: If-None-Match found an object
+RACE_ERRORS = {"ConditionalRequestConflict"}  # 409: a concurrent write; try again
+
+
+def part_size_for(size: int, *, part_size: int = PART_SIZE) -> int:
+    """Takes a file size. Returns a part size that keeps the upload within S3's 10,000 parts."""
+    while size > part_size * MAX_PARTS:
+        part_size *= 2
+    return part_size
+
+
+class S3Uploader:
+    """s3://BUCKET/TEMPLATE."""
+
+    scheme = "s3"
+
+    def __init__(self, uri: str, options: argparse.Namespace | None = None) -> None:
+        parsed = urllib.parse.urlsplit(uri)
+        if not parsed.netloc:
+            raise UsageError(f"{uri}: no bucket (expected s3://BUCKET/TEMPLATE)")
+        self.bucket = parsed.netloc
+        self.template = urllib.parse.unquote(parsed.path).lstrip("/")
+        self.endpoint_url = getattr(options, "endpoint_url", None)
+        self.retries = getattr(options, "retries", None) or 5
+        self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
+        self.client = None
+
+    def check_uri(self) -> None:
+        pass  # the bucket is checked by the first request of a pass with work
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def connect(self) -> None:
+        if self.client is not None:
+            return
+        config = botocore.config.Config(
+            retries={"mode": "standard", "total_max_attempts": self.retries},
+            connect_timeout=10,
+            read_timeout=120,
+        )
+        try:
+            self.client = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
+        except (botocore.exceptions.BotoCoreError, ValueError) as error:
+            raise UsageError(f"cannot set up S3 client: {error}") from None
+
+    def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
+        try:
+            if local.size < self.multipart_threshold:
+                self._put_object(local, key, check_stop)
+            else:
+                self._put_multipart(local, key, check_stop)
+            return PutResult.STORED
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in TAKEN_ERRORS:
+                return self._compare(local, key)
+            raise self._wrap(error, key) from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._wrap(error, key) from None
+
+    def _put_object(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
+        for _attempt in range(3):
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=reader(local, check_stop),
+                    ContentLength=local.size,
+                    ChecksumSHA256=_b64(bytes.fromhex(local.sha256)),
+                    IfNoneMatch="*",
+                    **self._object_args(local),
+                )
+                return
+            except botocore.exceptions.ClientError as error:
+                if _code(error) not in RACE_ERRORS:
+                    raise
+        raise FileError(f"{self.describe(key)}: concurrent writes kept conflicting")
+
+    def _put_multipart(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **self._object_args(local)
+        )["UploadId"]
+        try:
+            parts = []
+            part_size = part_size_for(local.size)
+            for number, offset in enumerate(range(0, local.size, part_size), start=1):
+                check_stop()
+                body = _pread_exact(local.fd, min(part_size, local.size - offset), offset)
+                response = self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                    Body=body, ChecksumSHA256=_b64(hashlib.sha256(body).digest()),
+                )
+                parts.append({"PartNumber": number, "ETag": response["ETag"],
+                              "ChecksumSHA256": response.get("ChecksumSHA256") or _b64(hashlib.sha256(body).digest())})
+                del body
+            check_stop()
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts}, IfNoneMatch="*",
+            )
+        except BaseException:
+            # Stored parts cost money until aborted; never leave them behind.
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+                log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), error)
+            raise
+
+    def _object_args(self, local: LocalFile) -> dict:
+        return {
+            "ContentType": local.content_type,
+            "Metadata": {METADATA_SHA256: local.sha256, **local.metadata},
+        }
+
+    def _compare(self, local: LocalFile, key: str) -> PutResult:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                # Deleted between our PUT and HEAD: let the caller retry later.
+                raise FileError(f"{self.describe(key)}: object vanished while checking it; will retry") from None
+            raise self._wrap(error, key) from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._wrap(error, key) from None
+        if head.get("ContentLength") != local.size:
+            return PutResult.CONFLICT
+        stored_sha = head.get("Metadata", {}).get(METADATA_SHA256)
+        full_checksum = head.get("ChecksumSHA256")
+        if stored_sha == local.sha256 or full_checksum == _b64(bytes.fromhex(local.sha256)):
+            return PutResult.IDENTICAL
+        return PutResult.CONFLICT
+
+    def _wrap(self, error: Exception, key: str) -> Exception:
+        destination = self.describe(key)
+        if isinstance(error, botocore.exceptions.ClientError):
+            code = _code(error)
+            message = error.response.get("Error", {}).get("Message") or code
+            if code == "NoSuchBucket":
+                return UsageError(f"bucket {self.bucket!r} does not exist")
+            if code in CREDENTIAL_ERRORS:
+                return UsageError(f"S3 refused the credentials for {destination}: {code}: {message}")
+            return FileError(f"failed to upload to {destination}: {code}: {message}")
+        if isinstance(error, botocore.exceptions.NoCredentialsError):
+            return UsageError("no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or an instance role)")
+        if isinstance(error, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)):
+            return PassError(f"cannot reach S3 endpoint: {error}")
+        return FileError(f"failed to upload to {destination}: {error}")
+
+
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    import os
+
+    chunks = []
+    while length:
+        chunk = os.pread(fd, min(length, fsutil.CHUNK_SIZE * 16), offset)
+        if not chunk:
+            raise FileError("file shrank while uploading")
+        chunks.append(chunk)
+        length -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)

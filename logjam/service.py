@@ -1,0 +1,228 @@
+"""The one runner both console scripts share: arguments, logging, signals,
+the polling loop, the per-directory lock and the mapping of errors to exit
+statuses. Everything else in logjam raises; only this module decides how a
+process ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from logjam import __version__
+from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
+
+log = logging.getLogger("logjam")
+
+MIN_SLEEP = 1.0
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+@dataclass
+class Stop:
+    """Set by SIGTERM/SIGINT. Long work calls check() between chunks."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    signum: int = 0
+
+    def request(self, signum: int) -> None:
+        self.signum = signum
+        self.event.set()
+
+    def check(self) -> None:
+        """Raises Interrupted if a stop was requested."""
+        if self.event.is_set():
+            raise Interrupted(self.signum)
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+
+# A pass returns True when every file it took was handled.
+Job = Callable[[Stop], bool]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both commands take."""
+    parser.add_argument(
+        "--once", action="store_true", help="run one pass and exit (for cron); default: loop"
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between the starts of two passes in loop mode (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        type=str.lower,
+        help="least severe messages to log to stderr (default: %(default)s)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def configure_logging(level: str, *, stream=None) -> None:
+    """One line per record on stderr. Library loggers stay quiet: botocore's
+    debug output carries request signatures and would bury ours."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(level.upper())
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def configure_sentry() -> None:
+    """Reports errors to Sentry when SENTRY_DSN is set and sentry-sdk is installed."""
+    dsn = os.environ.get("SENTRY_DSN")
+    if not dsn:
+        return
+    try:
+        import sentry_sdk
+    except ImportError:
+        log.warning("SENTRY_DSN is set but sentry-sdk is not installed (pip install 'logjam[sentry]')")
+        return
+    sentry_sdk.init(dsn=dsn, release=f"logjam@{__version__}", send_default_pii=False)
+
+
+def capture_exception(error: BaseException) -> None:
+    """Sends an unexpected error to Sentry, if it is configured."""
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is not None and os.environ.get("SENTRY_DSN"):
+        sentry_sdk.capture_exception(error)
+
+
+def install_signal_handlers(stop: Stop) -> None:
+    """SIGTERM and SIGINT request a stop; the file in hand is finished or rolled back."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, frame: stop.request(received))
+
+
+@contextlib.contextmanager
+def directory_lock(dir_fd: int, name: str) -> Iterator[bool]:
+    """Holds an exclusive flock on a hidden lock file in a directory.
+
+    Yields False, holding nothing, when another process has it: two instances
+    (a cron run beside a daemon) must never work on one directory at once.
+    """
+    fd = os.open(
+        name,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
+        dir_fd=dir_fd,
+    )
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def run(job: Job, *, once: bool, interval: float, stop: Stop) -> ExitStatus:
+    """Runs job once, or every interval seconds (from the start of each pass) until stopped.
+
+    Returns the exit status: with once, ERROR if the pass left work undone;
+    in loop mode SUCCESS after a stop (a service stop is normal).
+    """
+    while True:
+        started = time.monotonic()
+        ok = _run_pass(job, stop, once=once)
+        if once:
+            return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
+        if stop.wait(max(interval - (time.monotonic() - started), MIN_SLEEP)):
+            return ExitStatus.SUCCESS
+
+
+def _run_pass(job: Job, stop: Stop, *, once: bool) -> bool:
+    try:
+        return job(stop)
+    except LogjamError as error:
+        if once and isinstance(error, UsageError):
+            raise
+        log.error("%s", error)
+        if not once:
+            log.info("will try again on the next pass")
+        return False
+    except Exception as error:
+        if once:
+            raise
+        # A daemon outlives one bad pass; the error is logged and reported.
+        log.error("unexpected error: %s", _describe(error), exc_info=log.isEnabledFor(logging.DEBUG))
+        capture_exception(error)
+        return False
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def main_runner(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    make_job: Callable[[argparse.Namespace], Job],
+    argv: Sequence[str] | None = None,
+    *,
+    stop: Stop | None = None,
+) -> int:
+    """Parses argv, builds the job, runs it and maps what happens to an exit status."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse has printed its message
+        return int(exit.code or 0)
+    configure_logging(args.log_level)
+    configure_sentry()
+    if stop is None:
+        stop = Stop()
+        install_signal_handlers(stop)
+    try:
+        job = make_job(args)
+        status = run(job, once=args.once, interval=args.interval, stop=stop)
+    except Interrupted as interrupted:
+        log.info("stopped by signal %d", interrupted.signum)
+        return 128 + interrupted.signum if args.once else ExitStatus.SUCCESS
+    except LogjamError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.exit_status
+    except Exception as error:
+        capture_exception(error)
+        if log.isEnabledFor(logging.DEBUG):
+            raise
+        print(f"{prog}: error: unexpected {_describe(error)} (run with --log-level debug for details)",
+              file=sys.stderr)
+        return ExitStatus.ERROR
+    if stop.event.is_set() and args.once:
+        log.info("stopped by signal %d", stop.signum)
+        return 128 + stop.signum
+    return status

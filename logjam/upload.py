@@ -1,0 +1,254 @@
+"""logjam-upload: send archived logs to a destination chosen by URI scheme,
+each exactly once, never over another object, and remember what was sent.
+
+The ledger is ``ARCHIVE_DIR/.uploaded/``: one marker file per uploaded file,
+written only after the destination confirmed the upload. A pass lists the
+archive and the ledger and makes no request at all when nothing is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from logjam import fsutil
+from logjam.codecs import codec_for_filename
+from logjam.errors import FileError, UsageError
+from logjam.parse import LogFile, logfile_keyfunc, parse_filename
+from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
+from logjam.template import KeyTemplate, upload_duplicate_filename
+from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader, measure
+
+log = logging.getLogger("logjam.upload")
+
+LEDGER_DIRNAME = ".uploaded"
+LOCK_NAME = ".logjam-upload.lock"
+MAX_UPLOAD_DUPLICATES = 99
+
+
+# -- pure -------------------------------------------------------------------
+
+def select_pending(archive_names: Iterable[str], uploaded_names: Iterable[str]) -> list[LogFile]:
+    """Takes the archive's and the ledger's file names. Returns the archived
+    LogFiles not yet recorded as uploaded, in logfile_keyfunc order."""
+    done = set(uploaded_names)
+    pending = (parse_filename(name) for name in archive_names if name not in done)
+    return sorted((logfile for logfile in pending if logfile is not None), key=logfile_keyfunc)
+
+
+def candidate_keys(template: KeyTemplate, logfile: LogFile, *, hostname: str) -> list[str]:
+    """Takes an archived LogFile. Returns its key, then its duplicate keys in order."""
+    keys = [template.format(logfile, hostname=hostname)]
+    keys.extend(
+        template.format(logfile, hostname=hostname, filename=upload_duplicate_filename(logfile, number))
+        for number in range(1, MAX_UPLOAD_DUPLICATES + 1)
+    )
+    return keys
+
+
+# -- the ledger ----------------------------------------------------------------
+
+class Ledger:
+    """ARCHIVE_DIR/.uploaded/: a marker per confirmed upload (as upstream 0.0.4 kept)."""
+
+    def __init__(self, archive_fd: int) -> None:
+        self.archive_fd = archive_fd
+
+    def _open(self, *, create: bool) -> int | None:
+        try:
+            return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
+        except FileNotFoundError:
+            if not create:
+                return None
+        os.mkdir(LEDGER_DIRNAME, 0o700, dir_fd=self.archive_fd)
+        fsutil.fsync_dir(self.archive_fd)
+        return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
+
+    def names(self) -> set[str]:
+        """The names recorded as uploaded (stale temporary markers are removed)."""
+        fd = self._open(create=False)
+        if fd is None:
+            return set()
+        try:
+            names = os.listdir(fd)
+            fsutil.remove_stale_temp_files(fd, names)
+            return {name for name in names if not fsutil.is_temp_name(name)}
+        finally:
+            os.close(fd)
+
+    def record(self, name: str, *, destination: str, local: LocalFile, source: os.stat_result) -> None:
+        """Durably records name as uploaded to destination."""
+        fd = self._open(create=True)
+        try:
+            with fsutil.temp_file(fd, name) as (temp_fd, temp):
+                fsutil.write_all(temp_fd, f"{destination}\nsize {local.size}\nsha256 {local.sha256}\n".encode())
+                os.fchmod(temp_fd, stat.S_IMODE(source.st_mode) & 0o666)
+                os.fsync(temp_fd)
+                if fsutil.publish(fd, temp, [name]) is None:
+                    os.unlink(temp, dir_fd=fd)  # already recorded by an earlier pass
+        finally:
+            os.close(fd)
+
+
+# -- effects ----------------------------------------------------------------
+
+@dataclass
+class UploadJob:
+    """One archive directory and one destination, as the runner calls it."""
+
+    archive_dir: str
+    uploader: Uploader
+    template: KeyTemplate
+    hostname: str
+
+    def __call__(self, stop: Stop) -> bool:
+        return scan_and_upload(self, stop=stop)
+
+
+def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> bool:
+    """Uploads every archived file not yet in the ledger. Returns True if none failed."""
+    check_stop = stop.check if stop is not None else (lambda: None)
+    archive_fd = open_archive_dir(job.archive_dir)
+    try:
+        with directory_lock(archive_fd, LOCK_NAME) as locked:
+            if not locked:
+                log.info("%s: another logjam-upload is working here; skipping", job.archive_dir)
+                return True
+            ledger = Ledger(archive_fd)
+            pending = select_pending(os.listdir(archive_fd), ledger.names())
+            if not pending:
+                log.debug("%s: nothing to upload", job.archive_dir)
+                return True
+            job.uploader.connect()
+            ok = True
+            for logfile in pending:
+                check_stop()
+                try:
+                    upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
+                except (FileError, OSError) as error:
+                    ok = False
+                    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+                    log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason)
+            return ok
+    finally:
+        os.close(archive_fd)
+
+
+def upload_logfile(
+    job: UploadJob, archive_fd: int, ledger: Ledger, logfile: LogFile, *, check_stop: Callable[[], None]
+) -> str | None:
+    """Uploads one archived file to its key (or the first free duplicate key),
+    then records it. Returns the destination, or None if skipped."""
+    name = logfile.filename
+    try:
+        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=archive_fd)
+    except FileNotFoundError:
+        return None  # removed since the listing
+    except OSError as error:
+        raise FileError(f"cannot open: {error.strerror}") from None
+    try:
+        source = os.fstat(fd)
+        if not stat.S_ISREG(source.st_mode):
+            log.warning("%s/%s: not a regular file; left alone", job.archive_dir, name)
+            return None
+        size, sha256 = measure(fd, check_stop=check_stop)
+        codec = codec_for_filename(name)
+        local = LocalFile(
+            fd=fd, name=name, size=size, sha256=sha256,
+            content_type=codec.content_type if codec else "application/octet-stream",
+        )
+        keys = candidate_keys(job.template, logfile, hostname=job.hostname)
+        for index, key in enumerate(keys):
+            result = job.uploader.put(local, key, check_stop=check_stop)
+            if result is PutResult.CONFLICT:
+                continue
+            destination = job.uploader.describe(key)
+            if index:
+                log.warning("%s holds other content; uploaded %s beside it as %s",
+                            job.uploader.describe(keys[0]), name, destination)
+            if os.fstat(fd).st_size != size:
+                raise FileError("changed while uploading; will retry")
+            ledger.record(name, destination=destination, local=local, source=source)
+            verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
+            log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size)
+            return destination
+        raise FileError(f"{keys[0]} and all {MAX_UPLOAD_DUPLICATES} duplicate keys hold other content")
+    finally:
+        os.close(fd)
+
+
+def open_archive_dir(archive_dir: str) -> int:
+    """Opens ARCHIVE_DIR. Raises UsageError if it is missing or not a directory."""
+    try:
+        return os.open(archive_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageError(f"{archive_dir}: no such directory") from None
+    except NotADirectoryError:
+        raise UsageError(f"{archive_dir}: not a directory") from None
+    except PermissionError:
+        raise UsageError(f"{archive_dir}: permission denied") from None
+
+
+def check_archive_dir(archive_dir: str) -> None:
+    """Guards against pointing logjam-upload at live logs (upstream's rule)."""
+    if os.path.basename(os.path.normpath(archive_dir)) != "archive":
+        raise UsageError(f"{archive_dir}: the archive directory's last component must be 'archive' "
+                         "(the one logjam-compress fills)")
+    os.close(open_archive_dir(archive_dir))
+
+
+# -- command line -----------------------------------------------------------
+
+EPILOG = """\
+examples:
+  logjam-upload --once /var/log/app/archive 's3://my-logs/{prefix}/{year}/{month}/{day}/{filename}'
+  logjam-upload /var/log/app/archive 's3://my-logs/{hostname}/{prefix}/{year}/{month}/{day}/{filename}'
+  logjam-upload --once /var/log/app/archive 'file:///mnt/nfs/logs/{prefix}/{year}/{month}/{day}/{filename}'
+
+key fields: {prefix} {year} {month} {day} {filename} (required), {hour} {minute}
+{suffix} {hostname}. Credentials and region come from the usual AWS variables,
+profiles or instance role; --endpoint-url (or AWS_ENDPOINT_URL) selects an
+S3-compatible store.
+exit status (--once): 0 all done, 1 some files failed (retried next pass),
+2 usage or configuration error, 128+N stopped by signal N.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logjam-upload",
+        description="Upload archived log files to S3 (or a directory), each once, never over another object.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("archive_dir", metavar="ARCHIVE_DIR", help="the archive/ directory logjam-compress fills")
+    parser.add_argument("uri", metavar="URI", help="destination: s3://BUCKET/TEMPLATE or file:///PATH/TEMPLATE")
+    parser.add_argument("--endpoint-url", default=None, metavar="URL",
+                        help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+    parser.add_argument("--retries", type=int, default=5, metavar="N",
+                        help="attempts per S3 request, with backoff (default: %(default)s)")
+    add_common_arguments(parser)
+    return parser
+
+
+def make_job(args: argparse.Namespace) -> UploadJob:
+    """Checks the template, URI and directory before anything else happens."""
+    uploader = get_uploader(args.uri, args)
+    template = KeyTemplate.parse(uploader.template)
+    uploader.check_uri()
+    check_archive_dir(args.archive_dir)
+    return UploadJob(args.archive_dir, uploader, template, socket.gethostname())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of logjam-upload. Returns the exit status."""
+    return main_runner("logjam-upload", build_parser(), make_job, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""The uploader interface, the registry of backends by URI scheme, and the
+file:// backend. Another destination is one new class registered in UPLOADERS.
+
+A backend stores one local archived file at a key and reports what happened:
+
+- ``STORED``: the key was free and now holds the file (confirmed);
+- ``IDENTICAL``: the key already held exactly this content (a retry after a
+  lost reply ends here);
+- ``CONFLICT``: the key holds something else, which was left untouched.
+
+It never overwrites anything. The upload loop in ``logjam.upload`` turns a
+CONFLICT into a try at the next duplicate key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import errno
+import hashlib
+import io
+import os
+import stat
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from logjam import fsutil
+from logjam.errors import FileError, UsageError
+
+
+class PutResult(enum.Enum):
+    STORED = "stored"
+    IDENTICAL = "identical"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """An archived file opened for upload: an fd and what was measured of it."""
+
+    fd: int
+    name: str
+    size: int
+    sha256: str  # hex digest of the bytes as stored
+    content_type: str = "application/octet-stream"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def measure(fd: int, *, check_stop: Callable[[], None]) -> tuple[int, str]:
+    """Reads a file once. Returns its (size, SHA-256 hex digest)."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in fsutil.read_chunks(fd, check=check_stop):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+class Uploader(Protocol):
+    """What every backend provides. The constructor checks the URI (UsageError)."""
+
+    template: str  # the key template part of the URI
+
+    def check_uri(self) -> None:
+        """Checks what can be checked without a request (UsageError)."""
+
+    def describe(self, key: str) -> str:
+        """Returns the full destination of key, for log lines and the ledger."""
+
+    def connect(self) -> None:
+        """Prepares for a pass with work (no network request needed)."""
+
+    def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
+        """Stores local at key unless the key is taken. See the module docstring."""
+
+
+class FileUploader:
+    """file:///ROOT/TEMPLATE: a local or mounted directory, e.g. an NFS archive.
+
+    ROOT is the part of the path before the first field; it must exist, so an
+    unmounted mount point never fills the local disk. Keys are resolved below
+    ROOT one component at a time without following links, so no key, however
+    odd, can write outside it.
+    """
+
+    scheme = "file"
+
+    def __init__(self, uri: str, options: argparse.Namespace | None = None) -> None:
+        parsed = urllib.parse.urlsplit(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise UsageError(f"{uri}: file:// URIs name a local path (file:///path/...)")
+        path = urllib.parse.unquote(parsed.path)
+        head, brace, _ = path.partition("{")
+        if not brace:
+            raise UsageError(f"{uri}: the path needs a key template, e.g. file:///mnt/logs/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
+        root = head.rsplit("/", 1)[0] or "/"
+        self.uri = uri
+        self.root = root
+        self.template = path[len(root):].lstrip("/")
+
+    def check_uri(self) -> None:
+        if not os.path.isdir(self.root):
+            raise UsageError(f"{self.uri}: destination root {self.root} does not exist (is it mounted?)")
+
+    def describe(self, key: str) -> str:
+        return "file://" + os.path.join(self.root, key)
+
+    def connect(self) -> None:
+        pass
+
+    def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
+        *folders, name = _key_components(key)
+        dir_fd = fsutil.open_dir(self.root)
+        try:
+            for folder in folders:
+                dir_fd = _enter(dir_fd, folder, key)  # closes the parent
+            existing = _existing(dir_fd, name, local, check_stop)
+            if existing is not None:
+                return existing
+            _remove_own_stale_temps(dir_fd, name)
+            with fsutil.temp_file(dir_fd, name) as (temp_fd, temp):
+                source = os.fstat(local.fd)
+                fsutil.copy_metadata(source, temp_fd)
+                for chunk in fsutil.read_chunks(local.fd, check=check_stop):
+                    fsutil.write_all(temp_fd, chunk)
+                os.fsync(temp_fd)
+                published = fsutil.publish(dir_fd, temp, [name])
+                if published is None:  # another writer took the name meanwhile
+                    raise FileExistsError(errno.EEXIST, "appeared while copying", name)
+            return PutResult.STORED
+        except FileExistsError:
+            return _existing(dir_fd, name, local, check_stop) or PutResult.CONFLICT
+        finally:
+            os.close(dir_fd)
+
+
+def _key_components(key: str) -> list[str]:
+    parts = [part for part in key.split("/") if part]
+    if not parts or any(part in (".", "..") or "\x00" in part for part in parts):
+        raise FileError(f"key {key!r} would leave the destination root; refused")
+    return parts
+
+
+def _enter(dir_fd: int, folder: str, key: str) -> int:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o755, dir_fd=dir_fd)
+    try:
+        child = fsutil.open_dir(folder, dir_fd=dir_fd)
+    except OSError as error:
+        raise FileError(f"{folder} in key {key!r} is not a directory ({error.strerror})") from None
+    os.close(dir_fd)
+    return child
+
+
+def _existing(dir_fd: int, name: str, local: LocalFile, check_stop: Callable[[], None]) -> PutResult | None:
+    try:
+        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return PutResult.CONFLICT  # a link or something else we will not read
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return PutResult.CONFLICT
+        same = measure(fd, check_stop=check_stop) == (local.size, local.sha256)
+        return PutResult.IDENTICAL if same else PutResult.CONFLICT
+    finally:
+        os.close(fd)
+
+
+def _remove_own_stale_temps(dir_fd: int, name: str) -> None:
+    # Only temporary files for this very name: other hosts may be writing
+    # their own files into a shared folder right now.
+    prefix = f".{name}{fsutil.TEMP_MARKER}"
+    fsutil.remove_stale_temp_files(dir_fd, [n for n in os.listdir(dir_fd) if n.startswith(prefix)])
+
+
+def _s3_uploader(uri: str, options: argparse.Namespace | None = None) -> Uploader:
+    from logjam.s3_uploader import S3Uploader  # boto3 loads only when S3 is used
+
+    return S3Uploader(uri, options)
+
+
+UPLOADERS: dict[str, Callable[[str, argparse.Namespace | None], Uploader]] = {
+    "s3": _s3_uploader,
+    "file": FileUploader,
+}
+
+
+def get_uploader(uri: str, options: argparse.Namespace | None = None, *, uploaders=UPLOADERS) -> Uploader:
+    """Takes a destination URI. Returns its uploader; raises UsageError for an unknown scheme."""
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme not in uploaders:
+        known = ", ".join(f"{name}://" for name in sorted(uploaders))
+        raise UsageError(f"{uri}: no uploader for scheme {scheme + '://' if scheme else '(none)'!s} (known: {known})")
+    return uploaders[scheme](uri, options)
+
+
+def reader(local: LocalFile, check_stop: Callable[[], None]) -> io.RawIOBase:
+    """A seekable file object over local.fd that stops mid-body on a stop request."""
+    return _StopAwareReader(local.fd, check_stop)
+
+
+class _StopAwareReader(io.RawIOBase):
+    def __init__(self, fd: int, check_stop: Callable[[], None]) -> None:
+        self._fd = fd
+        self._check_stop = check_stop
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._offset
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._offset = offset
+        elif whence == io.SEEK_CUR:
+            self._offset += offset
+        else:
+            self._offset = os.fstat(self._fd).st_size + offset
+        return self._offset
+
+    def readinto(self, buffer) -> int:
+        self._check_stop()
+        data = os.pread(self._fd, len(buffer), self._offset)
+        buffer[: len(data)] = data
+        self._offset += len(data)
+        return len(data)
+
+    def close(self) -> None:  # the fd belongs to the caller
+        super().close()

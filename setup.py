@@ -1,0 +1,41 @@
+from setuptools import find_packages, setup
+
+with open("README.rst", encoding="utf-8") as readme:
+    long_description = readme.read()
+
+setup(
+    name="logjam",
+    version="1.0.0.dev0",
+    description="Compress finished hourly log files and upload them to S3, safely.",
+    long_description=long_description,
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["logjam", "logjam.*"]),
+    install_requires=[
+        "boto3>=1.36",
+        "python-dateutil>=2.8",
+    ],
+    extras_require={
+        "sentry": ["sentry-sdk>=1.0"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "moto[server]>=5.0.20",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "logjam-compress = logjam.compress:main",
+            "logjam-upload = logjam.upload:main",
+        ],
+    },
+    classifiers=[
+        "Environment :: No Input/Output (Daemon)",
+        "License :: OSI Approved :: MIT License",
+        "Operating System :: POSIX :: Linux",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Logging",
+        "Topic :: System :: Archiving",
+    ],
+)
