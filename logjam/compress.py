@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import errno
 import io
 import logging
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from logjam import fsutil
 from logjam.codecs import CODECS, GZIP, Codec, crc32
-from logjam.errors import FileError, UsageError
+from logjam.errors import FileError, Skipped, UsageError
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
 
@@ -123,11 +124,13 @@ def compress_logfile(
     try:
         source_fd = os.open(name, fsutil.READ_FLAGS, dir_fd=dir_fd)
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Skipped(f"{name}: a symbolic link; never followed, left alone") from None
         raise FileError(f"{name}: cannot open: {error.strerror}") from error
     try:
         source = os.fstat(source_fd)
         if not stat.S_ISREG(source.st_mode):
-            raise FileError(f"{name}: not a regular file; left alone")
+            raise Skipped(f"{name}: not a regular file; left alone")
         final_name = name + codec.extension
         with fsutil.temp_file(archive_fd, final_name) as (temp_fd, temp):
             fsutil.copy_metadata(source, temp_fd)  # narrow permissions before any byte lands
@@ -272,6 +275,9 @@ def _compress_all(
                 dir_fd, archive_fd, logfile,
                 codec=codec, level=level, threads=threads, check_stop=check_stop,
             )
+        except Skipped as skipped:
+            log.warning("%s/%s", log_dir, skipped)
+            continue
         except (FileError, OSError) as error:
             ok = False
             log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))

@@ -29,6 +29,10 @@ class FileError(LogjamError):
     """One file could not be handled; the pass goes on with the others."""
 
 
+class Skipped(LogjamError):
+    """A file logjam will not touch (a symbolic link, a device): a warning, not a failure."""
+
+
 class PassError(LogjamError):
     """A whole pass could not run (e.g. the endpoint is unreachable); retried next pass."""
 

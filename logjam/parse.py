@@ -96,7 +96,9 @@ def unparse_filename(
     """Takes the parts of a log file name. Returns the name (basic ISO 8601 form)."""
     if timestamp.tzinfo is not None:
         timestamp = timestamp.astimezone(datetime.timezone.utc)
-    parts = [prefix, timestamp.strftime("%Y%m%dT%H%MZ")]
+    # Not strftime: glibc's %Y does not zero-pad years before 1000.
+    stamp = f"{timestamp.year:04d}{timestamp.month:02d}{timestamp.day:02d}T{timestamp.hour:02d}{timestamp.minute:02d}Z"
+    parts = [prefix, stamp]
     if suffix is not None:
         parts.append(suffix)
     return "-".join(parts) + extension

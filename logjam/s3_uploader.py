@@ -99,6 +99,7 @@ class S3Uploader:
                     Key=key,
                     Body=reader(local, check_stop),
                     ContentLength=local.size,
+                    ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=_b64(bytes.fromhex(local.sha256)),
                     IfNoneMatch="*",
                     **self._object_args(local),
@@ -115,7 +116,7 @@ class S3Uploader:
         )["UploadId"]
         try:
             parts = []
-            part_size = part_size_for(local.size)
+            part_size = part_size_for(local.size, part_size=min(PART_SIZE, self.multipart_threshold))
             for number, offset in enumerate(range(0, local.size, part_size), start=1):
                 check_stop()
                 body = _pread_exact(local.fd, min(part_size, local.size - offset), offset)
@@ -157,11 +158,21 @@ class S3Uploader:
             raise self._wrap(error, key) from None
         if head.get("ContentLength") != local.size:
             return PutResult.CONFLICT
-        stored_sha = head.get("Metadata", {}).get(METADATA_SHA256)
-        full_checksum = head.get("ChecksumSHA256")
-        if stored_sha == local.sha256 or full_checksum == _b64(bytes.fromhex(local.sha256)):
-            return PutResult.IDENTICAL
-        return PutResult.CONFLICT
+        same = _same_by_checksum(head, local)
+        if same is None:
+            # Stored by another tool without a checksum we can read: compare the bytes.
+            same = self._same_by_download(local, key)
+        return PutResult.IDENTICAL if same else PutResult.CONFLICT
+
+    def _same_by_download(self, local: LocalFile, key: str) -> bool:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: body.read(fsutil.CHUNK_SIZE), b""):
+                digest.update(chunk)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._wrap(error, key) from None
+        return digest.hexdigest() == local.sha256
 
     def _wrap(self, error: Exception, key: str) -> Exception:
         destination = self.describe(key)
@@ -178,6 +189,23 @@ class S3Uploader:
         if isinstance(error, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)):
             return PassError(f"cannot reach S3 endpoint: {error}")
         return FileError(f"failed to upload to {destination}: {error}")
+
+
+def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
+    """Takes a HEAD response of an object of the right size. Returns whether it
+    holds local's bytes, or None when nothing in it tells."""
+    if METADATA_SHA256 in head.get("Metadata", {}):
+        return head["Metadata"][METADATA_SHA256] == local.sha256
+    if head.get("ChecksumSHA256") and "-" not in head["ChecksumSHA256"]:
+        return head["ChecksumSHA256"] == _b64(bytes.fromhex(local.sha256))
+    etag = str(head.get("ETag", "")).strip('"')
+    if len(etag) == 32 and "-" not in etag and head.get("ServerSideEncryption") != "aws:kms" \
+            and "SSECustomerAlgorithm" not in head:
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in fsutil.read_chunks(local.fd):
+            digest.update(chunk)
+        return digest.hexdigest() == etag
+    return None
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:

@@ -9,6 +9,7 @@ archive and the ledger and makes no request at all when nothing is new.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import socket
@@ -150,6 +151,9 @@ def upload_logfile(
     except FileNotFoundError:
         return None  # removed since the listing
     except OSError as error:
+        if error.errno == errno.ELOOP:
+            log.warning("%s/%s: a symbolic link; never followed, left alone", job.archive_dir, name)
+            return None
         raise FileError(f"cannot open: {error.strerror}") from None
     try:
         source = os.fstat(fd)
@@ -232,8 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per S3 request, with backoff (default: %(default)s)")
+    parser.add_argument("--multipart-threshold", type=_size, default=None, metavar="BYTES",
+                        help="S3: files of this size or more go multipart (default: 64MiB)")
     add_common_arguments(parser)
     return parser
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+    number = text.rstrip("kKmMgGiIbB")
+    unit = text[len(number):].lower()
+    try:
+        value = int(number) * units[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 5242880, 8MiB)") from None
+    if value < 5 << 20:
+        raise argparse.ArgumentTypeError(f"must be at least 5MiB (S3's smallest part): {text!r}")
+    return value
 
 
 def make_job(args: argparse.Namespace) -> UploadJob:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test from a fresh clone: makes its own virtualenv, installs
+# logjam with its test extras, then runs the unit and integration tiers.
+# Extra arguments go to pytest (e.g. ./test_all.sh -k upload -x).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${LOGJAM_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+"$VENV/bin/python" -m pip install --quiet -e '.[test]'
+export PYTHONDEVMODE=1
+exec "$VENV/bin/python" -m pytest -p no:cacheprovider --strict-markers -ra "$@" tests

@@ -1,0 +1,173 @@
+"""Shared fixtures: real processes, real directories, a real S3 over HTTP on loopback."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.s3proxy import S3Proxy
+
+BIN = Path(sys.executable).parent
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def script(name: str) -> str:
+    """The installed console script (a packaging mistake fails here)."""
+    path = BIN / name
+    if not path.exists():
+        found = shutil.which(name)
+        if found is None:
+            pytest.fail(f"{name} is not installed; run ./test_all.sh (pip install -e '.[test]')")
+        return found
+    return str(path)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("AWS_", "SENTRY_"))}
+    env.update(CREDENTIALS)
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env.update(extra)
+    return env
+
+
+def run(name: str, *args: str, env: dict | None = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Runs a console script to completion; returns the completed process (text)."""
+    return subprocess.run(
+        [script(name), *map(str, args)],
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def hour(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y%m%dT%H%MZ").replace(tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_proxy(s3_server):
+    """A counting proxy in front of the S3 server; logjam talks to this one."""
+    proxy = S3Proxy(s3_server).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def s3_client(s3_server):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@pytest.fixture
+def bucket(s3_client):
+    name = f"logjam-test-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def make_logs(tmp_path):
+    """Creates log files: make_logs({"app-20130727T1200Z.log": b"..."}) -> the log dir."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+
+    def make(files: dict[str, bytes], directory: Path = log_dir) -> Path:
+        for name, data in files.items():
+            (directory / name).write_bytes(data)
+        return directory
+
+    return make
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every regular file below root, by relative path, with its bytes."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, *, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"):
+    """Polls condition() until it returns a true value; fails the test after timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def authenticating_s3_server(tmp_path_factory):
+    """A moto S3 server (own process) that checks credentials, as real S3 does."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def listening():
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, message="the moto server to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,121 @@
+"""Loop mode and signals, with real processes and real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from logjam.errors import ExitStatus
+from logjam.service import Stop, run as run_service
+from tests.conftest import clean_env, script, wait_for
+
+OLD = "app-20130727T1200Z.log"
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen([script(args[0]), *map(str, args[1:])], env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen, *, within: float) -> tuple[int, str]:
+    try:
+        _, stderr = process.communicate(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"process did not exit within {within}s")
+    return process.returncode, stderr
+
+
+def test_compress_loop_keeps_working_and_stops_cleanly_on_sigterm(make_logs):
+    log_dir = make_logs({OLD: b"first\n"})
+    process = start("logjam-compress", "--interval", "1", log_dir)
+    wait_for(lambda: (log_dir / "archive" / (OLD + ".gz")).exists(), message="the first pass")
+    make_logs({"app-20130727T1300Z.log": b"second\n"})
+    wait_for(lambda: (log_dir / "archive" / "app-20130727T1300Z.log.gz").exists(), message="a later pass")
+
+    process.send_signal(signal.SIGTERM)
+    status, stderr = finish(process, within=5)
+
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_once_interrupted_mid_file_rolls_back_and_exits_128_plus_signal(make_logs, signum):
+    big = os.urandom(256 * 1024 * 1024)
+    log_dir = make_logs({OLD: big})
+    archive = log_dir / "archive"
+    process = start("logjam-compress", "--once", "--level", "9", log_dir)
+    wait_for(lambda: archive.exists() and any(".logjam-tmp-" in n for n in os.listdir(archive)),
+             message="compression to start")
+
+    process.send_signal(signum)
+    status, stderr = finish(process, within=5)
+
+    assert status == 128 + signum, stderr
+    assert os.listdir(archive) == []  # no temporary file, nothing half-written
+    assert (log_dir / OLD).stat().st_size == len(big)
+    assert (log_dir / OLD).read_bytes() == big
+
+
+def test_upload_loop_stops_cleanly_on_sigterm(tmp_path):
+    archive = tmp_path / "logs" / "archive"
+    archive.mkdir(parents=True)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (archive / "db-20130727T1200Z.log.gz").write_bytes(b"x")
+    process = start("logjam-upload", "--interval", "1", archive, f"file://{dest}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
+    wait_for(lambda: (archive / ".uploaded" / "db-20130727T1200Z.log.gz").exists(), message="the upload")
+
+    process.send_signal(signal.SIGTERM)
+    status, stderr = finish(process, within=5)
+
+    assert status == 0, stderr
+    assert (dest / "db/2013/07/27/db-20130727T1200Z.log.gz").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
+def test_bad_interval_is_a_usage_error(tmp_path, value):
+    result = subprocess.run([script("logjam-compress"), "--interval", value, str(tmp_path)],
+                            capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert result.returncode == 2
+    assert "--interval" in result.stderr
+
+
+def test_loop_sleeps_at_least_one_second_between_passes():
+    stop = Stop()
+    starts: list[float] = []
+
+    def job(_stop):
+        starts.append(time.monotonic())
+        if len(starts) == 3:
+            stop.request(signal.SIGTERM)
+        return True
+
+    assert run_service(job, once=False, interval=0.01, stop=stop) == ExitStatus.SUCCESS
+    assert len(starts) == 3
+    assert all(later - earlier >= 0.99 for earlier, later in zip(starts, starts[1:]))
+
+
+def test_loop_interval_is_timed_from_the_start_of_each_pass():
+    stop = Stop()
+    starts: list[float] = []
+
+    def job(_stop):
+        starts.append(time.monotonic())
+        time.sleep(0.6)  # the pass itself takes time: the work, not synchronisation
+        if len(starts) == 2:
+            stop.request(signal.SIGTERM)
+        return True
+
+    run_service(job, once=False, interval=1.5, stop=stop)
+    assert 1.45 <= starts[1] - starts[0] < 2.0
+
+
+def test_once_failure_is_exit_1_and_success_exit_0():
+    assert run_service(lambda stop: False, once=True, interval=60, stop=Stop()) == ExitStatus.ERROR
+    assert run_service(lambda stop: True, once=True, interval=60, stop=Stop()) == ExitStatus.SUCCESS

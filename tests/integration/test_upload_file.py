@@ -1,0 +1,123 @@
+"""logjam-upload to a file:// destination (a local or mounted directory)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+
+import pytest
+
+from tests.conftest import run, tree
+
+TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
+NAME = "db-20130727T1200Z.log.gz"
+
+
+@pytest.fixture
+def archive(tmp_path):
+    path = tmp_path / "logs" / "archive"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def dest(tmp_path):
+    path = tmp_path / "dest"
+    path.mkdir()
+    return path
+
+
+def upload(archive, uri):
+    return run("logjam-upload", "--once", archive, uri)
+
+
+def test_copies_to_keyed_paths_and_records(archive, dest):
+    data = gzip.compress(b"hello\n", mtime=0)
+    (archive / NAME).write_bytes(data)
+    os.chmod(archive / NAME, 0o640)
+
+    result = upload(archive, f"file://{dest}/{TEMPLATE}")
+
+    assert result.returncode == 0, result.stderr
+    assert tree(dest) == {"db/2013/07/27/" + NAME: data}
+    assert stat.S_IMODE(os.stat(dest / "db/2013/07/27" / NAME).st_mode) == 0o640
+    assert os.listdir(archive / ".uploaded") == [NAME]
+    marker = (archive / ".uploaded" / NAME).read_text()
+    assert marker.startswith(f"file://{dest}/db/2013/07/27/{NAME}\n")
+    assert stat.S_IMODE(os.stat(archive / ".uploaded" / NAME).st_mode) == 0o640  # no wider than the log
+    assert not [name for name in os.listdir(dest / "db/2013/07/27") if name.startswith(".")]
+
+
+def test_second_pass_touches_nothing(archive, dest):
+    (archive / NAME).write_bytes(b"x")
+    assert upload(archive, f"file://{dest}/{TEMPLATE}").returncode == 0
+    (dest / "db/2013/07/27" / NAME).unlink()  # if a second pass looked, it would re-create it
+    result = upload(archive, f"file://{dest}/{TEMPLATE}")
+    assert result.returncode == 0
+    assert not (dest / "db/2013/07/27" / NAME).exists()
+
+
+def test_other_content_is_kept_and_ours_goes_beside_it(archive, dest):
+    folder = dest / "db/2013/07/27"
+    folder.mkdir(parents=True)
+    (folder / NAME).write_bytes(b"theirs")
+    (archive / NAME).write_bytes(b"ours")
+
+    result = upload(archive, f"file://{dest}/{TEMPLATE}")
+
+    assert result.returncode == 0, result.stderr
+    assert tree(dest) == {
+        "db/2013/07/27/" + NAME: b"theirs",
+        "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": b"ours",
+    }
+
+
+def test_identical_content_is_recorded_without_a_copy(archive, dest):
+    folder = dest / "db/2013/07/27"
+    folder.mkdir(parents=True)
+    (folder / NAME).write_bytes(b"same")
+    (archive / NAME).write_bytes(b"same")
+    result = upload(archive, f"file://{dest}/{TEMPLATE}")
+    assert result.returncode == 0, result.stderr
+    assert tree(dest) == {"db/2013/07/27/" + NAME: b"same"}
+    assert os.listdir(archive / ".uploaded") == [NAME]
+
+
+def test_missing_root_is_a_usage_error(archive, tmp_path):
+    (archive / NAME).write_bytes(b"x")
+    result = upload(archive, f"file://{tmp_path}/not-mounted/{TEMPLATE}")
+    assert result.returncode == 2
+    assert "does not exist (is it mounted?)" in result.stderr
+    assert not (tmp_path / "not-mounted").exists()
+
+
+def test_symlink_inside_root_is_not_followed(archive, dest, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dest / "db").symlink_to(outside)
+    (archive / NAME).write_bytes(b"x")
+
+    result = upload(archive, f"file://{dest}/{TEMPLATE}")
+
+    assert result.returncode == 1
+    assert os.listdir(outside) == []
+    assert not (archive / ".uploaded").exists()
+
+
+def test_dot_dot_in_a_key_cannot_escape_root(archive, dest, tmp_path):
+    (archive / NAME).write_bytes(b"x")
+    result = upload(archive, f"file://{dest}/{{prefix}}/../../{{year}}/{{month}}/{{day}}/{{filename}}")
+    assert result.returncode == 1
+    assert "would leave the destination root" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["dest", "logs"]
+    assert tree(dest) == {}
+    assert not (archive / ".uploaded").exists()
+
+
+def test_unknown_scheme_is_a_usage_error(archive):
+    result = upload(archive, f"ftp://host/{TEMPLATE}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"logjam-upload: error: ftp://host/{TEMPLATE}: no uploader for scheme ftp:// (known: file://, s3://)"
+    ]

@@ -1,0 +1,228 @@
+"""logjam-upload against a real S3 server over HTTP on loopback (moto), through
+a proxy that counts what logjam sends. No mocking of boto3."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import os
+
+import pytest
+
+from tests.conftest import clean_env, run
+
+TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
+NAME = "db-20130727T1200Z.log.gz"
+
+
+@pytest.fixture
+def archive(tmp_path):
+    path = tmp_path / "logs" / "archive"
+    path.mkdir(parents=True)
+    return path
+
+
+def put_archived(archive, name: str, text: bytes) -> bytes:
+    data = gzip.compress(text, mtime=0)
+    (archive / name).write_bytes(data)
+    return data
+
+
+def upload(archive, bucket, proxy, *extra, template=TEMPLATE):
+    return run("logjam-upload", "--once", "--endpoint-url", proxy.url, *extra, archive, f"s3://{bucket}/{template}")
+
+
+def keys(s3_client, bucket) -> dict[str, bytes]:
+    listed = s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"]: s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
+
+
+def test_uploads_to_date_partitioned_keys_with_one_put_each(archive, bucket, s3_proxy, s3_client):
+    first = put_archived(archive, NAME, b"one\n")
+    second = put_archived(archive, "web-20131231T2300Z-us-east-1.log.gz", b"two\n")
+
+    result = upload(archive, bucket, s3_proxy)
+
+    assert result.returncode == 0, result.stderr
+    assert keys(s3_client, bucket) == {
+        "db/2013/07/27/" + NAME: first,
+        "web/2013/12/31/web-20131231T2300Z-us-east-1.log.gz": second,
+    }
+    assert sorted(s3_proxy.calls()) == [
+        ("PUT", f"/{bucket}/db/2013/07/27/{NAME}"),
+        ("PUT", f"/{bucket}/web/2013/12/31/web-20131231T2300Z-us-east-1.log.gz"),
+    ]
+    put = s3_proxy.requests[0]
+    assert put.headers.get("If-None-Match") == "*"
+    assert "x-amz-checksum-sha256" in {key.lower() for key in put.headers}
+    assert sorted(os.listdir(archive / ".uploaded")) == sorted([NAME, "web-20131231T2300Z-us-east-1.log.gz"])
+    assert f"uploaded {archive}/{NAME} -> s3://{bucket}/db/2013/07/27/{NAME}" in result.stderr
+
+
+def test_object_is_stored_as_the_file_it_is(archive, bucket, s3_proxy, s3_client):
+    data = put_archived(archive, NAME, b"payload\n")
+    assert upload(archive, bucket, s3_proxy).returncode == 0
+    head = s3_client.head_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, ChecksumMode="ENABLED")
+    assert head["ContentType"] == "application/gzip"
+    assert "ContentEncoding" not in head
+    assert head["Metadata"]["logjam-sha256"] == hashlib.sha256(data).hexdigest()
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_second_pass_makes_no_request(archive, bucket, s3_proxy):
+    put_archived(archive, NAME, b"once\n")
+    assert upload(archive, bucket, s3_proxy).returncode == 0
+    s3_proxy.clear()
+
+    result = upload(archive, bucket, s3_proxy)
+
+    assert result.returncode == 0, result.stderr
+    assert s3_proxy.calls() == []
+
+
+def test_pass_with_nothing_to_send_makes_no_request_even_with_a_missing_bucket(archive, s3_proxy):
+    result = upload(archive, "no-such-bucket-anywhere", s3_proxy)
+    assert result.returncode == 0, result.stderr
+    assert s3_proxy.calls() == []
+
+
+def test_identical_object_already_there_is_recorded_not_duplicated(archive, bucket, s3_proxy, s3_client):
+    # What a retry after a lost reply sees: the object is there, the ledger is not.
+    data = put_archived(archive, NAME, b"same\n")
+    s3_client.put_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, Body=data)
+
+    result = upload(archive, bucket, s3_proxy)
+
+    assert result.returncode == 0, result.stderr
+    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
+    assert os.listdir(archive / ".uploaded") == [NAME]
+    assert "found already uploaded" in result.stderr
+
+
+def test_other_content_at_the_key_is_left_untouched(archive, bucket, s3_proxy, s3_client):
+    s3_client.put_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, Body=b"someone else's object")
+    data = put_archived(archive, NAME, b"ours\n")
+
+    result = upload(archive, bucket, s3_proxy)
+
+    assert result.returncode == 0, result.stderr
+    assert keys(s3_client, bucket) == {
+        "db/2013/07/27/" + NAME: b"someone else's object",
+        "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": data,
+    }
+    assert "holds other content" in result.stderr
+    marker = (archive / ".uploaded" / NAME).read_text()
+    assert marker.startswith(f"s3://{bucket}/db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz\n")
+
+
+def test_template_with_every_field(archive, bucket, s3_proxy, s3_client):
+    import socket
+
+    put_archived(archive, "web-20130704T0930Z-eu-1.log.gz", b"x\n")
+    template = "{hostname}/{prefix}/{suffix}/{year}-{month}-{day}T{hour}{minute}/{filename}"
+    assert upload(archive, bucket, s3_proxy, template=template).returncode == 0
+    assert list(keys(s3_client, bucket)) == [
+        f"{socket.gethostname()}/web/eu-1/2013-07-04T0930/web-20130704T0930Z-eu-1.log.gz"
+    ]
+
+
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ("{prefix}/{year}/{month}{/{day}/{filename}", "unbalanced braces"),
+        ("{prefix}/{year}/{month}/{day}/{filename", "unbalanced braces"),
+        ("{prefix}/{year}/{month}/{day}}/{filename}", "unbalanced braces"),
+        ("{prefix}/{year}/{month}/{filename}", "missing {day}"),
+        ("{year}/{month}/{day}/{filename}", "missing {prefix}"),
+        ("{prefix}/{year}/{month}/{day}", "missing {filename}"),
+        ("{prefix}/{yr}/{month}/{day}/{filename}", "unknown field {yr}"),
+        ("{prefix}/{year!r}/{month}/{day}/{filename}", "takes no format"),
+    ],
+)
+def test_bad_template_is_refused_before_anything_happens(archive, s3_proxy, template, problem):
+    put_archived(archive, NAME, b"x\n")
+    result = upload(archive, "bucket", s3_proxy, template=template)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("logjam-upload: error: bad key template")
+    assert problem in lines[0]
+    assert s3_proxy.calls() == []
+    assert not (archive / ".uploaded").exists()
+
+
+def test_archive_dir_must_be_named_archive(tmp_path, s3_proxy):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    result = upload(logs, "bucket", s3_proxy)
+    assert result.returncode == 2
+    assert "last component must be 'archive'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_bucket_is_one_line_and_exit_2(archive, s3_proxy):
+    put_archived(archive, NAME, b"x\n")
+    result = upload(archive, "no-such-bucket-anywhere", s3_proxy)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "logjam-upload: error: bucket 'no-such-bucket-anywhere' does not exist"
+    ]
+    assert not (archive / ".uploaded").exists()
+    assert (archive / NAME).exists()
+
+
+def test_unreachable_endpoint_is_one_line_and_exit_1(archive, unused_port):
+    put_archived(archive, NAME, b"x\n")
+    result = run("logjam-upload", "--once", "--retries", "1", "--endpoint-url", f"http://127.0.0.1:{unused_port}",
+                 archive, f"s3://bucket/{TEMPLATE}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot reach S3 endpoint" in result.stderr
+    assert not (archive / ".uploaded").exists()
+
+
+def test_endpoint_from_environment(archive, bucket, s3_proxy, s3_client):
+    data = put_archived(archive, NAME, b"env\n")
+    result = run("logjam-upload", "--once", archive, f"s3://{bucket}/{TEMPLATE}",
+                 env=clean_env(AWS_ENDPOINT_URL=s3_proxy.url))
+    assert result.returncode == 0, result.stderr
+    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
+
+
+def test_large_file_goes_multipart_and_arrives_intact(archive, bucket, s3_proxy, s3_client):
+    data = os.urandom(12 * 1024 * 1024 + 123)
+    (archive / NAME).write_bytes(data)
+
+    result = upload(archive, bucket, s3_proxy, "--multipart-threshold", "5MiB")
+
+    assert result.returncode == 0, result.stderr
+    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
+    calls = s3_proxy.calls()
+    assert [method for method, _ in calls] == ["POST", "PUT", "PUT", "PUT", "POST"]  # create, 3 parts, complete
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_multipart_onto_other_content_goes_beside_it(archive, bucket, s3_proxy, s3_client):
+    s3_client.put_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, Body=b"other")
+    data = os.urandom(6 * 1024 * 1024)
+    (archive / NAME).write_bytes(data)
+
+    result = upload(archive, bucket, s3_proxy, "--multipart-threshold", "5MiB")
+
+    assert result.returncode == 0, result.stderr
+    stored = keys(s3_client, bucket)
+    assert stored["db/2013/07/27/" + NAME] == b"other"
+    assert stored["db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"] == data
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_wrong_credentials_are_one_line_and_exit_2(archive, authenticating_s3_server):
+    put_archived(archive, NAME, b"x\n")
+    env = clean_env(AWS_ACCESS_KEY_ID="AKIAWRONGWRONGWRONG0", AWS_SECRET_ACCESS_KEY="wrong")
+    result = run("logjam-upload", "--once", "--endpoint-url", authenticating_s3_server,
+                 archive, f"s3://bucket/{TEMPLATE}", env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused the credentials" in lines[0]
+    assert "InvalidAccessKeyId" in lines[0]
+    assert not (archive / ".uploaded").exists()
