@@ -10,7 +10,8 @@ if [ ! -x "$VENV/bin/logjam-compress" ]; then
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet .
 fi
-PATH="$PWD/$VENV/bin:$PATH"
+VENV=$(cd "$VENV" && pwd)
+PATH="$VENV/bin:$PATH"
 
 demo=$(mktemp -d "${TMPDIR:-/tmp}/logjam-demo.XXXXXX")
 logs="$demo/var/log/app"
