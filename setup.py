@@ -15,6 +15,8 @@ setup(
     install_requires=[
         "boto3>=1.36",
         "python-dateutil>=2.8",
+        "zlib-ng>=0.5",
+        "zstandard>=0.22",
     ],
     extras_require={
         "sentry": ["sentry-sdk>=1.0"],

@@ -1,12 +1,21 @@
-"""Compression formats as data: one table, no subclasses (as xopen does)."""
+"""Compression formats as data: one table, no subclasses (as xopen does).
+
+gzip goes through python-zlib-ng (zlib-compatible output, about twice the
+speed of zlib), threaded when given more than one thread; zstd through the
+zstandard package with its own worker threads. Both write one ordinary
+stream that gzip/zcat and zstd read.
+"""
 
 from __future__ import annotations
 
-import gzip
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
+
+import zstandard
+from zlib_ng import gzip_ng, gzip_ng_threaded
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,7 @@ class Codec:
     extension: str
     content_type: str
     default_level: int
+    levels: range
     open_writer: Callable[[BinaryIO, int, int], BinaryIO]  # (raw, level, threads)
     open_reader: Callable[[BinaryIO], BinaryIO]
 
@@ -24,11 +34,23 @@ class Codec:
 def _gzip_writer(raw: BinaryIO, level: int, threads: int) -> BinaryIO:
     # mtime=0 and no file name in the header: the same log always gives the
     # same bytes, so a re-upload is recognised as identical content.
-    return gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
+    if threads > 1:
+        return gzip_ng_threaded.open(raw, "wb", compresslevel=level, threads=threads)
+    return gzip_ng.GzipNGFile(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
 
 
 def _gzip_reader(raw: BinaryIO) -> BinaryIO:
-    return gzip.GzipFile(fileobj=raw, mode="rb")
+    return gzip_ng.GzipNGFile(fileobj=raw, mode="rb")
+
+
+def _zstd_writer(raw: BinaryIO, level: int, threads: int) -> BinaryIO:
+    compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0,
+                                          write_checksum=True)
+    return compressor.stream_writer(raw, closefd=False)
+
+
+def _zstd_reader(raw: BinaryIO) -> BinaryIO:
+    return zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
 
 
 GZIP = Codec(
@@ -36,11 +58,21 @@ GZIP = Codec(
     extension=".gz",
     content_type="application/gzip",
     default_level=6,
+    levels=range(1, 10),
     open_writer=_gzip_writer,
     open_reader=_gzip_reader,
 )
+ZSTD = Codec(
+    name="zstd",
+    extension=".zst",
+    content_type="application/zstd",
+    default_level=3,
+    levels=range(1, 23),
+    open_writer=_zstd_writer,
+    open_reader=_zstd_reader,
+)
 
-CODECS: dict[str, Codec] = {GZIP.name: GZIP}
+CODECS: dict[str, Codec] = {codec.name: codec for codec in (GZIP, ZSTD)}
 
 
 def codec_for_filename(name: str) -> Codec | None:
@@ -54,3 +86,11 @@ def codec_for_filename(name: str) -> Codec | None:
 def crc32(data: bytes, value: int = 0) -> int:
     """CRC-32 as gzip stores it."""
     return zlib.crc32(data, value)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (respects taskset and cgroups' cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -8,6 +8,7 @@ original before its compressed copy is durable and verified.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime
 import errno
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from logjam import fsutil
-from logjam.codecs import CODECS, GZIP, Codec, crc32
+from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
 from logjam.errors import FileError, Skipped, UsageError
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
@@ -31,6 +32,7 @@ ARCHIVE_DIRNAME = "archive"
 LOCK_NAME = ".logjam-compress.lock"
 DUPLICATE_MARK = "-logjam-compress-duplicate-timestamp"
 MAX_DUPLICATES = 24  # NN runs 01..24, after the un-numbered duplicate name
+CONCURRENT_BELOW = 32 * 1024 * 1024  # smaller files are compressed side by side
 
 
 # -- pure selection ---------------------------------------------------------
@@ -267,28 +269,53 @@ def _compress_all(
     log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile], codec: Codec,
     level: int | None, threads: int, check_stop: Callable[[], None],
 ) -> bool:
-    ok = True
+    # Big files use every thread inside the codec; small ones gain more from
+    # running side by side, one thread each, than from splitting into blocks.
+    small, big = [], []
     for logfile in logfiles:
+        size = _size_or_zero(dir_fd, logfile.filename)
+        (small if size < CONCURRENT_BELOW and threads > 1 else big).append(logfile)
+
+    def one(logfile: LogFile, file_threads: int) -> bool:
         check_stop()
         try:
             done = compress_logfile(
                 dir_fd, archive_fd, logfile,
-                codec=codec, level=level, threads=threads, check_stop=check_stop,
+                codec=codec, level=level, threads=file_threads, check_stop=check_stop,
             )
         except Skipped as skipped:
             log.warning("%s/%s", log_dir, skipped)
-            continue
+            return True
         except (FileError, OSError) as error:
-            ok = False
             log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))
-            continue
+            return False
         ratio = done.compressed_size / done.original_size if done.original_size else 1.0
         log.info(
             "compressed %s/%s -> %s/%s (%d -> %d bytes, %.1f%%)",
             log_dir, done.source, ARCHIVE_DIRNAME, done.archived,
             done.original_size, done.compressed_size, 100 * ratio,
         )
-    return ok
+        return True
+
+    results = [one(logfile, threads) for logfile in big]
+    if len(small) > 1:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = [pool.submit(one, logfile, 1) for logfile in small]
+            try:
+                results += [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # the others roll back too
+                raise
+    else:
+        results += [one(logfile, threads) for logfile in small]
+    return all(results)
+
+
+def _size_or_zero(dir_fd: int, name: str) -> int:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
+    except OSError:
+        return 0
 
 
 def _reason(error: Exception, name: str) -> str:
@@ -334,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("directories", nargs="+", metavar="DIR", help="directory of hourly log files")
     parser.add_argument("--codec", choices=sorted(CODECS), default=GZIP.name, help="default: %(default)s")
-    parser.add_argument("--level", type=int, default=None, help="compression level (default: the codec's)")
+    parser.add_argument("--level", type=int, default=None,
+                        help="compression level: gzip 1-9 (default 6), zstd 1-22 (default 3)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="compression threads (default: all cores, here %d)" % available_cores())
     add_common_arguments(parser)
     return parser
 
@@ -345,12 +375,20 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
     for log_dir in args.directories:
         os.close(open_log_dir(log_dir))
     codec = CODECS[args.codec]
+    if args.level is not None and args.level not in codec.levels:
+        raise UsageError(f"--level {args.level}: {codec.name} levels are "
+                         f"{codec.levels.start}-{codec.levels.stop - 1}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be at least 1")
+    threads = args.threads or available_cores()
 
     def job(stop: Stop) -> bool:
         ok = True
         for log_dir in args.directories:
             try:
-                ok = compress_directory(log_dir, now=clock(), codec=codec, level=args.level, stop=stop) and ok
+                ok = compress_directory(
+                    log_dir, now=clock(), codec=codec, level=args.level, threads=threads, stop=stop
+                ) and ok
             except UsageError as error:  # a directory vanished since start-up
                 log.error("%s", error)
                 ok = False

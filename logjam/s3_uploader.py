@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import hashlib
 import logging
 import urllib.parse
@@ -25,6 +26,7 @@ log = logging.getLogger("logjam.upload")
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # one PUT below this: the fewest requests
 PART_SIZE = 16 * 1024 * 1024  # memory held per part in flight
 MAX_PARTS = 10_000
+PART_WORKERS = 4
 METADATA_SHA256 = "logjam-sha256"
 
 CREDENTIAL_ERRORS = {
@@ -55,6 +57,7 @@ class S3Uploader:
         self.template = urllib.parse.unquote(parsed.path).lstrip("/")
         self.endpoint_url = getattr(options, "endpoint_url", None)
         self.retries = getattr(options, "retries", None) or 5
+        self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client = None
 
@@ -70,6 +73,7 @@ class S3Uploader:
         config = botocore.config.Config(
             retries={"mode": "standard", "total_max_attempts": self.retries},
             connect_timeout=10,
+            max_pool_connections=max(10, self.jobs * PART_WORKERS),
             read_timeout=120,
         )
         try:
@@ -115,18 +119,29 @@ class S3Uploader:
             Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **self._object_args(local)
         )["UploadId"]
         try:
-            parts = []
             part_size = part_size_for(local.size, part_size=min(PART_SIZE, self.multipart_threshold))
-            for number, offset in enumerate(range(0, local.size, part_size), start=1):
+
+            def upload_part(number: int) -> dict:
                 check_stop()
+                offset = (number - 1) * part_size
                 body = _pread_exact(local.fd, min(part_size, local.size - offset), offset)
+                checksum = _b64(hashlib.sha256(body).digest())
                 response = self.client.upload_part(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                    Body=body, ChecksumSHA256=_b64(hashlib.sha256(body).digest()),
+                    Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
                 )
-                parts.append({"PartNumber": number, "ETag": response["ETag"],
-                              "ChecksumSHA256": response.get("ChecksumSHA256") or _b64(hashlib.sha256(body).digest())})
-                del body
+                return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
+
+            # Parts are read inside the workers, so at most PART_WORKERS parts
+            # are in memory at once, whatever the file's size.
+            numbers = range(1, -(-local.size // part_size) + 1)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=PART_WORKERS) as pool:
+                futures = [pool.submit(upload_part, number) for number in numbers]
+                try:
+                    parts = [future.result() for future in futures]
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
             check_stop()
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id,

@@ -9,6 +9,8 @@ archive and the ledger and makes no request at all when nothing is new.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import errno
 import logging
 import os
@@ -66,8 +68,9 @@ class Ledger:
         except FileNotFoundError:
             if not create:
                 return None
-        os.mkdir(LEDGER_DIRNAME, 0o700, dir_fd=self.archive_fd)
-        fsutil.fsync_dir(self.archive_fd)
+        with contextlib.suppress(FileExistsError):  # another upload thread made it
+            os.mkdir(LEDGER_DIRNAME, 0o700, dir_fd=self.archive_fd)
+            fsutil.fsync_dir(self.archive_fd)
         return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
 
     def names(self) -> set[str]:
@@ -106,6 +109,7 @@ class UploadJob:
     uploader: Uploader
     template: KeyTemplate
     hostname: str
+    jobs: int = 1
 
     def __call__(self, stop: Stop) -> bool:
         return scan_and_upload(self, stop=stop)
@@ -126,18 +130,35 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> bool:
                 log.debug("%s: nothing to upload", job.archive_dir)
                 return True
             job.uploader.connect()
-            ok = True
-            for logfile in pending:
-                check_stop()
-                try:
-                    upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
-                except (FileError, OSError) as error:
-                    ok = False
-                    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-                    log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason)
-            return ok
+            return _upload_all(job, archive_fd, ledger, pending, check_stop)
     finally:
         os.close(archive_fd)
+
+
+def _upload_all(
+    job: UploadJob, archive_fd: int, ledger: Ledger, pending: list[LogFile], check_stop: Callable[[], None]
+) -> bool:
+    def one(logfile: LogFile) -> bool:
+        check_stop()
+        try:
+            upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
+        except (FileError, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason)
+            return False
+        return True
+
+    if job.jobs <= 1 or len(pending) == 1:
+        return all([one(logfile) for logfile in pending])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=job.jobs) as pool:
+        futures = [pool.submit(one, logfile) for logfile in pending]
+        try:
+            return all([future.result() for future in futures])
+        except BaseException:
+            # A stop or a pass-wide error (bad bucket, dead endpoint): let the
+            # uploads in hand roll back and start no new ones.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def upload_logfile(
@@ -236,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per S3 request, with backoff (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=4, metavar="N",
+                        help="files uploaded at once, over one connection pool (default: %(default)s)")
     parser.add_argument("--multipart-threshold", type=_size, default=None, metavar="BYTES",
                         help="S3: files of this size or more go multipart (default: 64MiB)")
     add_common_arguments(parser)
@@ -261,7 +284,9 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     template = KeyTemplate.parse(uploader.template)
     uploader.check_uri()
     check_archive_dir(args.archive_dir)
-    return UploadJob(args.archive_dir, uploader, template, socket.gethostname())
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
