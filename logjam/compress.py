@@ -228,6 +228,7 @@ def open_archive_dir(dir_fd: int, log_dir: str) -> int:
     archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
     if os.geteuid() == 0:
         os.fchown(archive_fd, parent.st_uid, parent.st_gid)
+    os.fchmod(archive_fd, stat.S_IMODE(parent.st_mode) & 0o777)  # as the logs' directory, whatever the umask
     log.info("created %s/%s", log_dir, ARCHIVE_DIRNAME)
     return archive_fd
 

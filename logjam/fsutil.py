@@ -14,6 +14,7 @@ import errno
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 TEMP_MARKER = ".logjam-tmp-"
@@ -22,6 +23,20 @@ CHUNK_SIZE = 1 << 20  # big enough for throughput, small enough for constant mem
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# Temporary files being written, so that a forced exit can still remove them.
+_live_temps: set[tuple[int, str]] = set()
+_live_temps_lock = threading.Lock()
+
+
+def remove_live_temp_files() -> None:
+    """Removes every temporary file still being written (for a forced exit)."""
+    with _live_temps_lock:
+        for dir_fd, name in list(_live_temps):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        _live_temps.clear()
 
 
 def temp_name(final_name: str) -> str:
@@ -100,7 +115,9 @@ def temp_file(dir_fd: int, final_name: str, *, mode: int = 0o600) -> Iterator[tu
     the caller has already published and unlinked it.
     """
     name = temp_name(final_name)
-    fd = os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
+    with _live_temps_lock:
+        fd = os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
+        _live_temps.add((dir_fd, name))
     try:
         yield fd, name
     except BaseException:
@@ -108,6 +125,8 @@ def temp_file(dir_fd: int, final_name: str, *, mode: int = 0o600) -> Iterator[tu
             os.unlink(name, dir_fd=dir_fd)
         raise
     finally:
+        with _live_temps_lock:
+            _live_temps.discard((dir_fd, name))
         os.close(fd)
 
 

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from logjam import __version__
+from logjam import __version__, fsutil
 from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
 
 log = logging.getLogger("logjam")
 
 MIN_SLEEP = 1.0
+STOP_GRACE = 4.0  # seconds from SIGTERM to a forced (but clean) exit
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
@@ -106,7 +107,7 @@ def configure_sentry() -> None:
     try:
         import sentry_sdk
     except ImportError:
-        log.warning("SENTRY_DSN is set but sentry-sdk is not installed (pip install 'logjam[sentry]')")
+        log.warning("SENTRY_DSN is set but sentry-sdk is not installed (pip install sentry-sdk)")
         return
     sentry_sdk.init(dsn=dsn, release=f"logjam@{__version__}", send_default_pii=False)
 
@@ -118,10 +119,37 @@ def capture_exception(error: BaseException) -> None:
         sentry_sdk.capture_exception(error)
 
 
-def install_signal_handlers(stop: Stop) -> None:
-    """SIGTERM and SIGINT request a stop; the file in hand is finished or rolled back."""
+def install_signal_handlers(stop: Stop, *, once: bool) -> None:
+    """SIGTERM and SIGINT request a stop; the file in hand is finished or rolled back.
+
+    Work checks for the stop every chunk, but a request may be waiting on a
+    slow server: a watchdog then removes the temporary files and exits at
+    STOP_GRACE seconds, so a service stop never takes longer than 5 s.
+    """
+
+    def handle(received: int, frame) -> None:
+        first = not stop.event.is_set()
+        stop.request(received)
+        status = 128 + received if once else ExitStatus.SUCCESS
+        if first:
+            threading.Thread(target=_watchdog, args=(status,), daemon=True).start()
+        else:  # a second signal: stop now
+            _force_exit(status)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda received, frame: stop.request(received))
+        signal.signal(signum, handle)
+
+
+def _watchdog(status: int) -> None:
+    time.sleep(STOP_GRACE)
+    log.warning("still busy %.0f s after the stop request; exiting now", STOP_GRACE)
+    _force_exit(status)
+
+
+def _force_exit(status: int) -> None:
+    fsutil.remove_live_temp_files()
+    logging.shutdown()
+    os._exit(status)
 
 
 @contextlib.contextmanager
@@ -205,7 +233,7 @@ def main_runner(
     configure_sentry()
     if stop is None:
         stop = Stop()
-        install_signal_handlers(stop)
+        install_signal_handlers(stop, once=args.once)
     try:
         job = make_job(args)
         status = run(job, once=args.once, interval=args.interval, stop=stop)

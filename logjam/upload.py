@@ -193,7 +193,7 @@ def upload_logfile(
             if result is PutResult.CONFLICT:
                 continue
             destination = job.uploader.describe(key)
-            if index:
+            if index and result is PutResult.STORED:
                 log.warning("%s holds other content; uploaded %s beside it as %s",
                             job.uploader.describe(keys[0]), name, destination)
             if os.fstat(fd).st_size != size:

@@ -119,3 +119,50 @@ def test_loop_interval_is_timed_from_the_start_of_each_pass():
 def test_once_failure_is_exit_1_and_success_exit_0():
     assert run_service(lambda stop: False, once=True, interval=60, stop=Stop()) == ExitStatus.ERROR
     assert run_service(lambda stop: True, once=True, interval=60, stop=Stop()) == ExitStatus.SUCCESS
+
+
+def test_stop_within_5_seconds_even_while_s3_does_not_answer(tmp_path):
+    import socket
+    import threading
+
+    archive = tmp_path / "logs" / "archive"
+    archive.mkdir(parents=True)
+    (archive / "db-20130727T1200Z.log.gz").write_bytes(b"x" * 1000)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+    received = bytearray()
+
+    def drain(connection):
+        while chunk := connection.recv(65536):
+            received.extend(chunk)
+
+    def accept_and_hold():  # reads whole requests, never answers
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            held.append(connection)
+            threading.Thread(target=drain, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept_and_hold, daemon=True).start()
+    port = server.getsockname()[1]
+    process = start("logjam-upload", "--once", "--endpoint-url", f"http://127.0.0.1:{port}",
+                    archive, "s3://bucket/{prefix}/{year}/{month}/{day}/{filename}")
+    try:
+        # The whole body is sent: logjam now only waits for a reply that never comes.
+        wait_for(lambda: received.count(b"x" * 1000), message="the request body to arrive")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        status, stderr = finish(process, within=6)
+        assert time.monotonic() - started < 5.5
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+
+    assert status == 128 + signal.SIGTERM, stderr
+    assert "exiting now" in stderr
+    assert not (archive / ".uploaded").exists()
