@@ -12,6 +12,7 @@ import hashlib
 import logging
 import urllib.parse
 from collections.abc import Callable
+from typing import BinaryIO
 
 import boto3
 import botocore.config
@@ -19,7 +20,8 @@ import botocore.exceptions
 
 from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
-from logjam.uploaders import LocalFile, PutResult, reader
+from logjam.integrity import METADATA_SHA256
+from logjam.uploaders import LocalFile, PutResult, RemoteObject, reader
 
 log = logging.getLogger("logjam.upload")
 
@@ -27,7 +29,6 @@ MULTIPART_THRESHOLD = 64 * 1024 * 1024  # one PUT below this: the fewest request
 PART_SIZE = 16 * 1024 * 1024  # memory held per part in flight
 MAX_PARTS = 10_000
 PART_WORKERS = 4
-METADATA_SHA256 = "logjam-sha256"
 
 CREDENTIAL_ERRORS = {
     "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
@@ -155,10 +156,27 @@ class S3Uploader:
                 log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), error)
             raise
 
+    def head(self, key: str) -> RemoteObject | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._wrap(error, key) from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._wrap(error, key) from None
+        return RemoteObject(head["ContentLength"], head.get("Metadata", {}))
+
+    def open_object(self, key: str) -> BinaryIO:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._wrap(error, key) from None
+
     def _object_args(self, local: LocalFile) -> dict:
         return {
             "ContentType": local.content_type,
-            "Metadata": {METADATA_SHA256: local.sha256, **local.metadata},
+            "Metadata": local.fingerprint.metadata(),
         }
 
     def _compare(self, local: LocalFile, key: str) -> PutResult:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 import socket
 import stat
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +27,10 @@ from logjam.errors import FileError, UsageError
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
 from logjam.template import KeyTemplate, upload_duplicate_filename
-from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader, measure
+import zstandard
+
+from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
+from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
 
 log = logging.getLogger("logjam.upload")
 
@@ -73,6 +78,21 @@ class Ledger:
             fsutil.fsync_dir(self.archive_fd)
         return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
 
+    def read(self, name: str) -> dict[str, str]:
+        """The fields recorded for name ({} for an empty or foreign marker)."""
+        fd = self._open(create=False)
+        if fd is None:
+            return {}
+        try:
+            marker = os.open(name, fsutil.READ_FLAGS, dir_fd=fd)
+            try:
+                text = os.read(marker, 65536).decode("utf-8", "replace")
+            finally:
+                os.close(marker)
+        finally:
+            os.close(fd)
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
     def names(self) -> set[str]:
         """The names recorded as uploaded (stale temporary markers are removed)."""
         fd = self._open(create=False)
@@ -85,12 +105,16 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def record(self, name: str, *, destination: str, local: LocalFile, source: os.stat_result) -> None:
-        """Durably records name as uploaded to destination."""
+    def record(
+        self, name: str, *, key: str, destination: str, fingerprint: Fingerprint, source: os.stat_result
+    ) -> None:
+        """Durably records name as uploaded to destination (key)."""
+        fields = {"destination": destination, "key": key, **dataclasses.asdict(fingerprint)}
+        text = "".join(f"{field}={value}\n" for field, value in fields.items() if value is not None)
         fd = self._open(create=True)
         try:
             with fsutil.temp_file(fd, name) as (temp_fd, temp):
-                fsutil.write_all(temp_fd, f"{destination}\nsize {local.size}\nsha256 {local.sha256}\n".encode())
+                fsutil.write_all(temp_fd, text.encode())
                 os.fchmod(temp_fd, stat.S_IMODE(source.st_mode) & 0o666)
                 os.fsync(temp_fd)
                 if fsutil.publish(fd, temp, [name]) is None:
@@ -111,7 +135,11 @@ class UploadJob:
     hostname: str
     jobs: int = 1
 
+    verify: str | None = None  # "head" or "full": check recorded uploads instead
+
     def __call__(self, stop: Stop) -> bool:
+        if self.verify:
+            return verify_uploads(self, full=self.verify == "full", stop=stop)
         return scan_and_upload(self, stop=stop)
 
 
@@ -181,10 +209,16 @@ def upload_logfile(
         if not stat.S_ISREG(source.st_mode):
             log.warning("%s/%s: not a regular file; left alone", job.archive_dir, name)
             return None
-        size, sha256 = measure(fd, check_stop=check_stop)
         codec = codec_for_filename(name)
+        try:
+            print_ = file_fingerprint(fd, codec, check_stop=check_stop)
+        except (OSError, EOFError, ValueError, zstandard.ZstdError) as error:
+            # Still the only copy: ship the bytes as they are, without a log fingerprint.
+            log.warning("%s/%s does not decompress (%s); uploading it as it is", job.archive_dir, name, error)
+            print_ = file_fingerprint(fd, None, check_stop=check_stop)
+        size = print_.size
         local = LocalFile(
-            fd=fd, name=name, size=size, sha256=sha256,
+            fd=fd, name=name, fingerprint=print_,
             content_type=codec.content_type if codec else "application/octet-stream",
         )
         keys = candidate_keys(job.template, logfile, hostname=job.hostname)
@@ -198,13 +232,72 @@ def upload_logfile(
                             job.uploader.describe(keys[0]), name, destination)
             if os.fstat(fd).st_size != size:
                 raise FileError("changed while uploading; will retry")
-            ledger.record(name, destination=destination, local=local, source=source)
+            ledger.record(name, key=key, destination=destination, fingerprint=print_, source=source)
             verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
             log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size)
             return destination
         raise FileError(f"{keys[0]} and all {MAX_UPLOAD_DUPLICATES} duplicate keys hold other content")
     finally:
         os.close(fd)
+
+
+def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> bool:
+    """Checks every recorded upload against the destination: size and the
+    recorded checksums (HEAD), or every byte and the log inside (full).
+    Returns True if all match."""
+    check_stop = stop.check if stop is not None else (lambda: None)
+    archive_fd = open_archive_dir(job.archive_dir)
+    try:
+        ledger = Ledger(archive_fd)
+        names = sorted(ledger.names())
+        job.uploader.connect()
+        problems = skipped = 0
+        for name in names:
+            check_stop()
+            fields = ledger.read(name)
+            key = fields.get("key")
+            if key is None or fields.get("destination") != job.uploader.describe(key):
+                skipped += 1
+                log.warning("%s: recorded for another destination (%s); not checked",
+                            name, fields.get("destination", "unknown"))
+                continue
+            problem = _verify_one(job.uploader, key, fields, full=full, check_stop=check_stop)
+            if problem:
+                problems += 1
+                log.error("%s: %s: %s", name, fields["destination"], problem)
+            else:
+                log.debug("%s: %s: ok", name, fields["destination"])
+        checked = len(names) - skipped
+        log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
+                 checked, len(names), "full" if full else "head", problems, skipped)
+        return problems == 0
+    finally:
+        os.close(archive_fd)
+
+
+def _verify_one(uploader: Uploader, key: str, fields: dict[str, str], *, full: bool,
+                check_stop: Callable[[], None]) -> str | None:
+    remote = uploader.head(key)
+    if remote is None:
+        return "missing at the destination"
+    if str(remote.size) != fields.get("size"):
+        return f"size is {remote.size}, recorded {fields.get('size')}"
+    for field in ("sha256", "log_sha256", "log_length"):
+        meta = remote.metadata.get("logjam-" + field.replace("_", "-"))
+        if meta is not None and fields.get(field) is not None and meta != fields[field]:
+            return f"{field} metadata is {meta}, recorded {fields[field]}"
+    if not full:
+        return None
+    with contextlib.closing(uploader.open_object(key)) as stream:
+        try:
+            found = fingerprint(stream, codec_for_filename(key), check_stop=check_stop)
+        except (OSError, EOFError, ValueError, zstandard.ZstdError) as error:
+            return f"does not decompress: {error}"
+    for field in ("size", "sha256", "log_sha256", "log_length"):
+        value = getattr(found, field)
+        if fields.get(field) is not None and str(value) != fields[field]:
+            return f"{field} is {value}, recorded {fields[field]}"
+    return None
 
 
 def open_archive_dir(archive_dir: str) -> int:
@@ -259,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attempts per S3 request, with backoff (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="files uploaded at once, over one connection pool (default: %(default)s)")
+    parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
+                        help="check the recorded uploads instead of uploading: sizes and checksums "
+                             "by HEAD (default), or download everything (=full); implies --once")
     parser.add_argument("--multipart-threshold", type=_size, default=None, metavar="BYTES",
                         help="S3: files of this size or more go multipart (default: 64MiB)")
     add_common_arguments(parser)
@@ -286,11 +382,18 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     check_archive_dir(args.archive_dir)
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
-    return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs)
+    if args.verify:
+        args.once = True
+    return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs,
+                     verify=args.verify)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of logjam-upload. Returns the exit status."""
+    # A bare --verify means --verify=head; argparse alone would take the next
+    # argument (ARCHIVE_DIR) as its value.
+    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = ["--verify=head" if arg == "--verify" else arg for arg in argv]
     return main_runner("logjam-upload", build_parser(), make_job, argv)
 
 

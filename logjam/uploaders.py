@@ -18,17 +18,17 @@ import argparse
 import contextlib
 import enum
 import errno
-import hashlib
 import io
 import os
 import stat
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 from logjam import fsutil
 from logjam.errors import FileError, UsageError
+from logjam.integrity import Fingerprint, file_fingerprint
 
 
 class PutResult(enum.Enum):
@@ -43,20 +43,17 @@ class LocalFile:
 
     fd: int
     name: str
-    size: int
-    sha256: str  # hex digest of the bytes as stored
+    fingerprint: Fingerprint
     content_type: str = "application/octet-stream"
-    metadata: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def size(self) -> int:
+        return self.fingerprint.size
 
-def measure(fd: int, *, check_stop: Callable[[], None]) -> tuple[int, str]:
-    """Reads a file once. Returns its (size, SHA-256 hex digest)."""
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in fsutil.read_chunks(fd, check=check_stop):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
+    @property
+    def sha256(self) -> str:
+        """Hex digest of the bytes as stored."""
+        return self.fingerprint.sha256
 
 
 class Uploader(Protocol):
@@ -75,6 +72,18 @@ class Uploader(Protocol):
 
     def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
         """Stores local at key unless the key is taken. See the module docstring."""
+
+    def head(self, key: str) -> RemoteObject | None:
+        """What the destination holds at key (size, metadata), or None if nothing."""
+
+    def open_object(self, key: str) -> BinaryIO:
+        """A stream of the object's bytes (for --verify=full)."""
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    size: int
+    metadata: dict[str, str]
 
 
 class FileUploader:
@@ -137,6 +146,17 @@ class FileUploader:
             os.close(dir_fd)
 
 
+    def head(self, key: str) -> RemoteObject | None:
+        try:
+            info = os.stat(os.path.join(self.root, *_key_components(key)), follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        return RemoteObject(info.st_size, {})
+
+    def open_object(self, key: str) -> BinaryIO:
+        return open(os.path.join(self.root, *_key_components(key)), "rb")  # noqa: SIM115
+
+
 def _key_components(key: str) -> list[str]:
     parts = [part for part in key.split("/") if part]
     if not parts or any(part in (".", "..") or "\x00" in part for part in parts):
@@ -165,7 +185,8 @@ def _existing(dir_fd: int, name: str, local: LocalFile, check_stop: Callable[[],
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return PutResult.CONFLICT
-        same = measure(fd, check_stop=check_stop) == (local.size, local.sha256)
+        theirs = file_fingerprint(fd, None, check_stop=check_stop)
+        same = (theirs.size, theirs.sha256) == (local.size, local.sha256)
         return PutResult.IDENTICAL if same else PutResult.CONFLICT
     finally:
         os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import stat
 
@@ -43,8 +44,11 @@ def test_copies_to_keyed_paths_and_records(archive, dest):
     assert tree(dest) == {"db/2013/07/27/" + NAME: data}
     assert stat.S_IMODE(os.stat(dest / "db/2013/07/27" / NAME).st_mode) == 0o640
     assert os.listdir(archive / ".uploaded") == [NAME]
-    marker = (archive / ".uploaded" / NAME).read_text()
-    assert marker.startswith(f"file://{dest}/db/2013/07/27/{NAME}\n")
+    marker = (archive / ".uploaded" / NAME).read_text().splitlines()
+    assert f"destination=file://{dest}/db/2013/07/27/{NAME}" in marker
+    assert f"key=db/2013/07/27/{NAME}" in marker
+    assert f"size={len(data)}" in marker
+    assert "log_sha256=" + hashlib.sha256(b"hello\n").hexdigest() in marker
     assert stat.S_IMODE(os.stat(archive / ".uploaded" / NAME).st_mode) == 0o640  # no wider than the log
     assert not [name for name in os.listdir(dest / "db/2013/07/27") if name.startswith(".")]
 

@@ -67,6 +67,8 @@ def test_object_is_stored_as_the_file_it_is(archive, bucket, s3_proxy, s3_client
     assert head["ContentType"] == "application/gzip"
     assert "ContentEncoding" not in head
     assert head["Metadata"]["logjam-sha256"] == hashlib.sha256(data).hexdigest()
+    assert head["Metadata"]["logjam-log-sha256"] == hashlib.sha256(b"payload\n").hexdigest()
+    assert head["Metadata"]["logjam-log-length"] == "8"
     assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
@@ -112,8 +114,8 @@ def test_other_content_at_the_key_is_left_untouched(archive, bucket, s3_proxy, s
         "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": data,
     }
     assert "holds other content" in result.stderr
-    marker = (archive / ".uploaded" / NAME).read_text()
-    assert marker.startswith(f"s3://{bucket}/db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz\n")
+    marker = (archive / ".uploaded" / NAME).read_text().splitlines()
+    assert f"destination=s3://{bucket}/db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz" in marker
 
 
 def test_template_with_every_field(archive, bucket, s3_proxy, s3_client):
@@ -226,3 +228,33 @@ def test_wrong_credentials_are_one_line_and_exit_2(archive, authenticating_s3_se
     assert len(lines) == 1 and "refused the credentials" in lines[0]
     assert "InvalidAccessKeyId" in lines[0]
     assert not (archive / ".uploaded").exists()
+
+
+def test_verify_checks_recorded_uploads_by_head_and_in_full(archive, bucket, s3_proxy, s3_client):
+    put_archived(archive, NAME, b"kept\n")
+    put_archived(archive, "db-20130727T1300Z.log.gz", b"tampered\n")
+    put_archived(archive, "db-20130727T1400Z.log.gz", b"deleted\n")
+    assert upload(archive, bucket, s3_proxy).returncode == 0
+    assert upload(archive, bucket, s3_proxy, "--verify").returncode == 0
+    assert upload(archive, bucket, s3_proxy, "--verify=full").returncode == 0
+
+    # Same size, same metadata, other bytes: only a full check can see it.
+    tampered_key = "db/2013/07/27/db-20130727T1300Z.log.gz"
+    head = s3_client.head_object(Bucket=bucket, Key=tampered_key)
+    original = s3_client.get_object(Bucket=bucket, Key=tampered_key)["Body"].read()
+    s3_client.delete_object(Bucket=bucket, Key=tampered_key)
+    s3_client.put_object(Bucket=bucket, Key=tampered_key, Body=bytes(b ^ 1 for b in original[:20]) + original[20:],
+                         Metadata=head["Metadata"])
+    s3_client.delete_object(Bucket=bucket, Key="db/2013/07/27/db-20130727T1400Z.log.gz")
+    s3_proxy.clear()
+
+    head_check = upload(archive, bucket, s3_proxy, "--verify")
+    assert head_check.returncode == 1
+    assert "db-20130727T1400Z.log.gz: s3://" in head_check.stderr and "missing at the destination" in head_check.stderr
+    assert "1300Z" not in head_check.stderr.replace("verified", "")
+    assert {method for method, _ in s3_proxy.calls()} == {"HEAD"}
+
+    full_check = upload(archive, bucket, s3_proxy, "--verify=full")
+    assert full_check.returncode == 1
+    assert "db-20130727T1300Z.log.gz" in full_check.stderr
+    assert "2 problem(s)" in full_check.stderr
