@@ -58,6 +58,7 @@ class S3Uploader:
         self.template = urllib.parse.unquote(parsed.path).lstrip("/")
         self.endpoint_url = getattr(options, "endpoint_url", None)
         self.retries = getattr(options, "retries", None) or 5
+        self.retry_mode = getattr(options, "retry_mode", None) or "standard"
         self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client = None
@@ -72,7 +73,7 @@ class S3Uploader:
         if self.client is not None:
             return
         config = botocore.config.Config(
-            retries={"mode": "standard", "total_max_attempts": self.retries},
+            retries={"mode": self.retry_mode, "total_max_attempts": self.retries},
             connect_timeout=10,
             max_pool_connections=max(10, self.jobs * PART_WORKERS),
             read_timeout=120,

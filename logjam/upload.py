@@ -350,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per S3 request, with backoff (default: %(default)s)")
+    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
+                        help="botocore's retry mode; adaptive also slows down on throttling (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="files uploaded at once, over one connection pool (default: %(default)s)")
     parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
@@ -380,6 +382,8 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     template = KeyTemplate.parse(uploader.template)
     uploader.check_uri()
     check_archive_dir(args.archive_dir)
+    if args.retries < 1:
+        raise UsageError(f"--retries {args.retries}: must be at least 1 (one attempt, no retry)")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     if args.verify:
