@@ -5,11 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${LOGJAM_VENV:-.venv}
-if [ ! -x "$VENV/bin/logjam-compress" ]; then
-    echo "== installing logjam into $VENV"
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet .
-fi
+echo "== installing logjam into $VENV"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet -e . 2>&1 | grep -v '^WARNING: Location' || true
 VENV=$(cd "$VENV" && pwd)
 PATH="$VENV/bin:$PATH"
 
@@ -20,7 +18,7 @@ mkdir -p "$logs" "$bucket"
 
 echo "== writing sample hourly logs to $logs"
 "$VENV/bin/python" - "$logs" <<'PY'
-import datetime, sys
+import datetime, os, sys
 from logjam.parse import unparse_filename
 logs = sys.argv[1]
 now = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -31,6 +29,9 @@ for stream, suffix in (("web", None), ("worker", "queue-1")):
         with open(f"{logs}/{name}", "w") as log:
             for i in range(5000):
                 log.write(f"{stamp:%Y-%m-%dT%H}:{i % 60:02d}:00Z {stream} request id={i} status=200\n")
+        if hours_ago:   # a finished hour was last written at its end
+            end = (stamp + datetime.timedelta(minutes=59)).timestamp()
+            os.utime(f"{logs}/{name}", (end, end))
 PY
 ls -l "$logs"
 

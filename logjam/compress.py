@@ -16,12 +16,14 @@ import io
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from logjam import fsutil
 from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
-from logjam.errors import FileError, Skipped, UsageError
+from logjam.errors import FileError, NotReady, Skipped, UsageError
+from logjam.safety import check_directory_security, open_for_writing
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
 
@@ -113,6 +115,7 @@ def compress_logfile(
     level: int | None = None,
     threads: int = 1,
     check_stop: Callable[[], None] = lambda: None,
+    not_ready: Callable[[os.stat_result], str | None] = lambda info: None,
 ) -> Compressed:
     """Compresses one finished log into the archive directory, then removes the original.
 
@@ -120,7 +123,9 @@ def compress_logfile(
     its CRC-32 and length against what was read, link it to a free name,
     fsync the archive directory, and only then unlink the original and fsync
     its directory. On any failure the original stays and the temporary file
-    is removed. Raises FileError (or OSError) for this file; Interrupted on a stop.
+    is removed. Raises FileError (or OSError) for this file; Skipped when it
+    must not be touched (NotReady when not_ready names a reason to wait);
+    Interrupted on a stop.
     """
     name = logfile.filename
     try:
@@ -133,6 +138,11 @@ def compress_logfile(
         source = os.fstat(source_fd)
         if not stat.S_ISREG(source.st_mode):
             raise Skipped(f"{name}: not a regular file; left alone")
+        if source.st_nlink > 1 and os.geteuid() == 0:
+            raise Skipped(f"{name}: has {source.st_nlink} hard links (maybe to a file that is not a log); left alone")
+        reason = not_ready(source)
+        if reason is not None:
+            raise NotReady(f"{name}: {reason}; will take it on a later pass")
         final_name = name + codec.extension
         with fsutil.temp_file(archive_fd, final_name) as (temp_fd, temp):
             fsutil.copy_metadata(source, temp_fd)  # narrow permissions before any byte lands
@@ -233,20 +243,31 @@ def open_archive_dir(dir_fd: int, log_dir: str) -> int:
     return archive_fd
 
 
+@dataclass(frozen=True)
+class CompressOptions:
+    """How to compress, and how careful to be about files still in use."""
+
+    codec: Codec = GZIP
+    level: int | None = None
+    threads: int = 1
+    min_quiet: float = 60.0  # seconds without a change before a file is taken
+    wait_lock: bool = False
+    allow_insecure_dir: bool = False
+
+
 def compress_directory(
     log_dir: str,
     *,
     now: datetime.datetime,
-    codec: Codec = GZIP,
-    level: int | None = None,
-    threads: int = 1,
+    options: CompressOptions = CompressOptions(),
     stop: Stop | None = None,
 ) -> bool:
     """Compresses every finished log in log_dir. Returns True if none failed."""
     check_stop = stop.check if stop is not None else (lambda: None)
     dir_fd = open_log_dir(log_dir)
     try:
-        with directory_lock(dir_fd, LOCK_NAME) as locked:
+        check_directory_security(log_dir, dir_fd, allow_insecure=options.allow_insecure_dir)
+        with directory_lock(dir_fd, LOCK_NAME, wait=options.wait_lock, check_stop=check_stop) as locked:
             if not locked:
                 log.info("%s: another logjam-compress is working here; skipping", log_dir)
                 return True
@@ -257,19 +278,43 @@ def compress_directory(
                 return True
             archive_fd = open_archive_dir(dir_fd, log_dir)
             try:
+                check_directory_security(f"{log_dir}/{ARCHIVE_DIRNAME}", archive_fd,
+                                         allow_insecure=options.allow_insecure_dir)
                 for name in fsutil.remove_stale_temp_files(archive_fd):
                     log.info("removed %s/%s/%s left by an interrupted pass", log_dir, ARCHIVE_DIRNAME, name)
-                return _compress_all(log_dir, dir_fd, archive_fd, finished, codec, level, threads, check_stop)
+                not_ready = _readiness(log_dir, options.min_quiet)
+                return _compress_all(log_dir, dir_fd, archive_fd, finished, options, check_stop, not_ready)
             finally:
                 os.close(archive_fd)
     finally:
         os.close(dir_fd)
 
 
+def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str | None]:
+    # A late writer (rsyslog keeps finished hours open) may still append:
+    # wait until no process holds the file open for writing and it has been
+    # quiet for min_quiet seconds. /proc is read once per pass, when needed.
+    busy: set[tuple[int, int]] | None = None
+
+    def not_ready(info: os.stat_result) -> str | None:
+        nonlocal busy
+        age = time.time() - info.st_mtime
+        if age < min_quiet:
+            return f"modified {max(age, 0):.0f} s ago (--min-quiet {min_quiet:g})"
+        if busy is None:
+            busy = open_for_writing(log_dir)
+        if (info.st_dev, info.st_ino) in busy:
+            return "still open for writing by a process"
+        return None
+
+    return not_ready
+
+
 def _compress_all(
-    log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile], codec: Codec,
-    level: int | None, threads: int, check_stop: Callable[[], None],
+    log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile], options: CompressOptions,
+    check_stop: Callable[[], None], not_ready: Callable[[os.stat_result], str | None],
 ) -> bool:
+    threads = options.threads
     # Big files use every thread inside the codec; small ones gain more from
     # running side by side, one thread each, than from splitting into blocks.
     small, big = [], []
@@ -281,9 +326,12 @@ def _compress_all(
         check_stop()
         try:
             done = compress_logfile(
-                dir_fd, archive_fd, logfile,
-                codec=codec, level=level, threads=file_threads, check_stop=check_stop,
+                dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
+                threads=file_threads, check_stop=check_stop, not_ready=not_ready,
             )
+        except NotReady as waiting:
+            log.info("%s/%s", log_dir, waiting)
+            return True
         except Skipped as skipped:
             log.warning("%s/%s", log_dir, skipped)
             return True
@@ -364,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codec", choices=sorted(CODECS), default=GZIP.name, help="default: %(default)s")
     parser.add_argument("--level", type=int, default=None,
                         help="compression level: gzip 1-9 (default 6), zstd 1-22 (default 3)")
+    parser.add_argument("--min-quiet", type=float, default=60.0, metavar="SECONDS",
+                        help="leave a finished file until it has not changed for this long "
+                             "(late writers; default: %(default)g)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="compression threads (default: all cores, here %d)" % available_cores())
     add_common_arguments(parser)
@@ -374,22 +425,29 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
     """Checks the directories. Returns the pass function the runner calls."""
     clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
     for log_dir in args.directories:
-        os.close(open_log_dir(log_dir))
+        dir_fd = open_log_dir(log_dir)
+        try:
+            check_directory_security(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
+        finally:
+            os.close(dir_fd)
     codec = CODECS[args.codec]
     if args.level is not None and args.level not in codec.levels:
         raise UsageError(f"--level {args.level}: {codec.name} levels are "
                          f"{codec.levels.start}-{codec.levels.stop - 1}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: must be at least 1")
-    threads = args.threads or available_cores()
+    if args.min_quiet < 0:
+        raise UsageError(f"--min-quiet {args.min_quiet:g}: must not be negative")
+    options = CompressOptions(
+        codec=codec, level=args.level, threads=args.threads or available_cores(),
+        min_quiet=args.min_quiet, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
+    )
 
     def job(stop: Stop) -> bool:
         ok = True
         for log_dir in args.directories:
             try:
-                ok = compress_directory(
-                    log_dir, now=clock(), codec=codec, level=args.level, threads=threads, stop=stop
-                ) and ok
+                ok = compress_directory(log_dir, now=clock(), options=options, stop=stop) and ok
             except UsageError as error:  # a directory vanished since start-up
                 log.error("%s", error)
                 ok = False

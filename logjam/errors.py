@@ -33,6 +33,10 @@ class Skipped(LogjamError):
     """A file logjam will not touch (a symbolic link, a device): a warning, not a failure."""
 
 
+class NotReady(Skipped):
+    """A finished file that is still being written to: taken on a later pass."""
+
+
 class PassError(LogjamError):
     """A whole pass could not run (e.g. the endpoint is unreachable); retried next pass."""
 

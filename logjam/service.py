@@ -73,6 +73,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         type=str.lower,
         help="least severe messages to log to stderr (default: %(default)s)",
     )
+    parser.add_argument("--wait-lock", action="store_true",
+                        help="wait for another instance working on the same directory, instead of skipping it")
+    parser.add_argument("--allow-insecure-dir", action="store_true",
+                        help="run as root even in a directory that a non-root user can write")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
@@ -153,11 +157,13 @@ def _force_exit(status: int) -> None:
 
 
 @contextlib.contextmanager
-def directory_lock(dir_fd: int, name: str) -> Iterator[bool]:
+def directory_lock(dir_fd: int, name: str, *, wait: bool = False,
+                   check_stop: Callable[[], None] = lambda: None) -> Iterator[bool]:
     """Holds an exclusive flock on a hidden lock file in a directory.
 
-    Yields False, holding nothing, when another process has it: two instances
-    (a cron run beside a daemon) must never work on one directory at once.
+    Yields False, holding nothing, when another process has it (unless wait):
+    two instances (a cron run beside a daemon) must never work on one
+    directory at once.
     """
     fd = os.open(
         name,
@@ -166,13 +172,18 @@ def directory_lock(dir_fd: int, name: str) -> Iterator[bool]:
         dir_fd=dir_fd,
     )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            yield False
-            return
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if not wait:
+                    yield False
+                    return
+            check_stop()
+            time.sleep(0.2)  # flock has no timeout; poll so a stop is seen
         yield True
     finally:
         os.close(fd)

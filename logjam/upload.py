@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from logjam import fsutil
 from logjam.codecs import codec_for_filename
 from logjam.errors import FileError, UsageError
+from logjam.safety import check_directory_security
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
 from logjam.template import KeyTemplate, upload_duplicate_filename
@@ -136,6 +137,8 @@ class UploadJob:
     jobs: int = 1
 
     verify: str | None = None  # "head" or "full": check recorded uploads instead
+    wait_lock: bool = False
+    allow_insecure_dir: bool = False
 
     def __call__(self, stop: Stop) -> bool:
         if self.verify:
@@ -148,7 +151,8 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> bool:
     check_stop = stop.check if stop is not None else (lambda: None)
     archive_fd = open_archive_dir(job.archive_dir)
     try:
-        with directory_lock(archive_fd, LOCK_NAME) as locked:
+        check_directory_security(job.archive_dir, archive_fd, allow_insecure=job.allow_insecure_dir)
+        with directory_lock(archive_fd, LOCK_NAME, wait=job.wait_lock, check_stop=check_stop) as locked:
             if not locked:
                 log.info("%s: another logjam-upload is working here; skipping", job.archive_dir)
                 return True
@@ -312,12 +316,17 @@ def open_archive_dir(archive_dir: str) -> int:
         raise UsageError(f"{archive_dir}: permission denied") from None
 
 
-def check_archive_dir(archive_dir: str) -> None:
-    """Guards against pointing logjam-upload at live logs (upstream's rule)."""
+def check_archive_dir(archive_dir: str, *, allow_insecure: bool = False) -> None:
+    """Guards against pointing logjam-upload at live logs (upstream's rule)
+    and, as root, at a directory a non-root user can write."""
     if os.path.basename(os.path.normpath(archive_dir)) != "archive":
         raise UsageError(f"{archive_dir}: the archive directory's last component must be 'archive' "
                          "(the one logjam-compress fills)")
-    os.close(open_archive_dir(archive_dir))
+    archive_fd = open_archive_dir(archive_dir)
+    try:
+        check_directory_security(archive_dir, archive_fd, allow_insecure=allow_insecure)
+    finally:
+        os.close(archive_fd)
 
 
 # -- command line -----------------------------------------------------------
@@ -381,7 +390,7 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     uploader = get_uploader(args.uri, args)
     template = KeyTemplate.parse(uploader.template)
     uploader.check_uri()
-    check_archive_dir(args.archive_dir)
+    check_archive_dir(args.archive_dir, allow_insecure=args.allow_insecure_dir)
     if args.retries < 1:
         raise UsageError(f"--retries {args.retries}: must be at least 1 (one attempt, no retry)")
     if args.jobs < 1:
@@ -389,7 +398,7 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     if args.verify:
         args.once = True
     return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs,
-                     verify=args.verify)
+                     verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -106,9 +107,13 @@ def make_logs(tmp_path):
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
 
-    def make(files: dict[str, bytes], directory: Path = log_dir) -> Path:
+    def make(files: dict[str, bytes], directory: Path = log_dir, *, quiet_for: float = 3600) -> Path:
+        # Written an hour ago unless told otherwise: quiet files, as a
+        # finished hour's log is (logjam-compress waits out --min-quiet).
+        then = time.time() - quiet_for
         for name, data in files.items():
             (directory / name).write_bytes(data)
+            os.utime(directory / name, (then, then))
         return directory
 
     return make
