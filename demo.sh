@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 VENV=${LOGJAM_VENV:-.venv}
 echo "== installing logjam into $VENV"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet -e . 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -m pip install --quiet -e .
 VENV=$(cd "$VENV" && pwd)
 PATH="$VENV/bin:$PATH"
 
