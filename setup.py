@@ -24,6 +24,7 @@ setup(
             "pytest>=7",
             "hypothesis>=6",
             "moto[server]>=5.0.20",
+            "sentry-sdk>=1.0",
         ],
     },
     entry_points={

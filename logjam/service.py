@@ -93,7 +93,13 @@ def _positive_float(text: str) -> float:
 def configure_logging(level: str, *, stream=None) -> None:
     """One line per record on stderr. Library loggers stay quiet: botocore's
     debug output carries request signatures and would bury ours."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    if stream is None:
+        # File names may hold bytes that are not UTF-8: show them escaped
+        # rather than fail to log.
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stderr.reconfigure(errors="backslashreplace")
+        stream = sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]

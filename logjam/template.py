@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import string
 from dataclasses import dataclass
 
-from logjam.errors import FileError, UsageError
+from logjam.errors import UsageError
 from logjam.parse import LogFile
 
 FIELDS = ("prefix", "year", "month", "day", "hour", "minute", "filename", "suffix", "hostname")
@@ -56,11 +57,26 @@ class KeyTemplate:
             suffix=logfile.suffix or "",
             hostname=hostname,
         )
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise FileError(f"{logfile.filename!r}: name is not valid UTF-8, so it cannot be a key") from None
-        return key
+        return utf8_key(key)
+
+
+def utf8_key(text: str) -> str:
+    """Keys must be UTF-8: bytes of a file name that are not (read from the
+    disk as surrogate escapes) become %XX, e.g. b"caf\\xe9" -> "caf%E9"."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "logjam-percent")
+
+
+def _percent_escape(error: UnicodeDecodeError) -> tuple[str, int]:
+    bad = error.object[error.start:error.end]
+    return "".join(f"%{byte:02X}" for byte in bad), error.end
+
+
+codecs.register_error("logjam-percent", _percent_escape)
 
 
 def upload_duplicate_filename(logfile: LogFile, number: int) -> str:
