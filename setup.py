@@ -17,6 +17,8 @@ setup(
         "python-dateutil>=2.8",
         "zlib-ng>=0.5",
         "zstandard>=0.22",
+        "prometheus-client>=0.17",
+        "tqdm>=4.60",
     ],
     extras_require={
         "sentry": ["sentry-sdk>=1.0"],

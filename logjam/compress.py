@@ -25,7 +25,7 @@ from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
 from logjam.errors import FileError, NotReady, Skipped, UsageError
 from logjam.safety import check_directory_security, open_for_writing
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
-from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
+from logjam.service import PassStats, Stop, add_common_arguments, directory_lock, main_runner
 
 log = logging.getLogger("logjam.compress")
 
@@ -261,8 +261,8 @@ def compress_directory(
     now: datetime.datetime,
     options: CompressOptions = CompressOptions(),
     stop: Stop | None = None,
-) -> bool:
-    """Compresses every finished log in log_dir. Returns True if none failed."""
+) -> PassStats:
+    """Compresses every finished log in log_dir. Returns what it did and left."""
     check_stop = stop.check if stop is not None else (lambda: None)
     dir_fd = open_log_dir(log_dir)
     try:
@@ -270,12 +270,12 @@ def compress_directory(
         with directory_lock(dir_fd, LOCK_NAME, wait=options.wait_lock, check_stop=check_stop) as locked:
             if not locked:
                 log.info("%s: another logjam-compress is working here; skipping", log_dir)
-                return True
+                return PassStats()
             names = os.listdir(dir_fd)
             finished = list(yield_old_logfiles(names, now))
             if not finished:
                 log.debug("%s: nothing to compress", log_dir)
-                return True
+                return PassStats()
             archive_fd = open_archive_dir(dir_fd, log_dir)
             try:
                 check_directory_security(f"{log_dir}/{ARCHIVE_DIRNAME}", archive_fd,
@@ -313,7 +313,7 @@ def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str
 def _compress_all(
     log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile], options: CompressOptions,
     check_stop: Callable[[], None], not_ready: Callable[[os.stat_result], str | None],
-) -> bool:
+) -> PassStats:
     threads = options.threads
     # Big files use every thread inside the codec; small ones gain more from
     # running side by side, one thread each, than from splitting into blocks.
@@ -322,7 +322,9 @@ def _compress_all(
         size = _size_or_zero(dir_fd, logfile.filename)
         (small if size < CONCURRENT_BELOW and threads > 1 else big).append(logfile)
 
-    def one(logfile: LogFile, file_threads: int) -> bool:
+    stats = PassStats()
+
+    def one(logfile: LogFile, file_threads: int) -> None:
         check_stop()
         try:
             done = compress_logfile(
@@ -331,33 +333,38 @@ def _compress_all(
             )
         except NotReady as waiting:
             log.info("%s/%s", log_dir, waiting)
-            return True
+            stats.waiting(logfile.timestamp)
+            return
         except Skipped as skipped:
             log.warning("%s/%s", log_dir, skipped)
-            return True
+            return
         except (FileError, OSError) as error:
             log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))
-            return False
+            stats.waiting(logfile.timestamp, failed=True)
+            return
+        stats.done(done.original_size)
         ratio = done.compressed_size / done.original_size if done.original_size else 1.0
         log.info(
             "compressed %s/%s -> %s/%s (%d -> %d bytes, %.1f%%)",
             log_dir, done.source, ARCHIVE_DIRNAME, done.archived,
             done.original_size, done.compressed_size, 100 * ratio,
         )
-        return True
 
-    results = [one(logfile, threads) for logfile in big]
+    for logfile in big:
+        one(logfile, threads)
     if len(small) > 1:
         with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
             futures = [pool.submit(one, logfile, 1) for logfile in small]
             try:
-                results += [future.result() for future in futures]
+                for future in futures:
+                    future.result()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # the others roll back too
                 raise
     else:
-        results += [one(logfile, threads) for logfile in small]
-    return all(results)
+        for logfile in small:
+            one(logfile, threads)
+    return stats
 
 
 def _size_or_zero(dir_fd: int, name: str) -> int:
@@ -443,18 +450,18 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
         min_quiet=args.min_quiet, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
     )
 
-    def job(stop: Stop) -> bool:
-        ok = True
+    def job(stop: Stop) -> PassStats:
+        stats = PassStats()
         for log_dir in args.directories:
             try:
-                ok = compress_directory(log_dir, now=clock(), options=options, stop=stop) and ok
+                stats.add(compress_directory(log_dir, now=clock(), options=options, stop=stop))
             except UsageError as error:  # a directory vanished since start-up
                 log.error("%s", error)
-                ok = False
+                stats.errors += 1
             except (FileError, OSError) as error:
                 log.error("%s: %s", log_dir, _reason(error, log_dir))
-                ok = False
-        return ok
+                stats.errors += 1
+        return stats
 
     return job
 

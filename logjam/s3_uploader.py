@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import datetime
 import hashlib
 import logging
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import BinaryIO
@@ -117,10 +119,16 @@ class S3Uploader:
         raise FileError(f"{self.describe(key)}: concurrent writes kept conflicting")
 
     def _put_multipart(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
-        upload_id = self.client.create_multipart_upload(
+        started = time.monotonic()
+        response = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **self._object_args(local)
-        )["UploadId"]
+        )
+        upload_id = response["UploadId"]
         try:
+            if response.get("ResponseMetadata", {}).get("RetryAttempts"):
+                # botocore sent the create again: an earlier attempt may have
+                # created an upload whose reply was lost.
+                self._abort_lost_uploads(key, upload_id, time.monotonic() - started)
             part_size = part_size_for(local.size, part_size=min(PART_SIZE, self.multipart_threshold))
 
             def upload_part(number: int) -> dict:
@@ -156,6 +164,26 @@ class S3Uploader:
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
                 log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), error)
             raise
+
+    def _abort_lost_uploads(self, key: str, upload_id: str, elapsed: float) -> None:
+        """Aborts the uploads of key that a retried CreateMultipartUpload started
+        before the one that answered (upload_id): those begun, by S3's clock, in
+        the time the retries took. Best effort: it needs s3:ListBucketMultipartUploads."""
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key)
+            uploads = [upload for page in pages for upload in page.get("Uploads", []) if upload["Key"] == key]
+            ours = next((upload for upload in uploads if upload["UploadId"] == upload_id), None)
+            if ours is None:
+                return
+            since = ours["Initiated"] - datetime.timedelta(seconds=elapsed + 1)
+            for upload in uploads:
+                if upload["UploadId"] != upload_id and since <= upload["Initiated"] <= ours["Initiated"]:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+                    log.info("aborted multipart upload %s of %s, started by a retried request",
+                             upload["UploadId"], self.describe(key))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            log.warning("could not look for multipart uploads of %s left by a retried request "
+                        "(they hold no parts): %s", self.describe(key), error)
 
     def head(self, key: str) -> RemoteObject | None:
         try:

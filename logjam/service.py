@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import errno
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -50,8 +52,41 @@ class Stop:
         return self.event.wait(seconds)
 
 
-# A pass returns True when every file it took was handled.
-Job = Callable[[Stop], bool]
+@dataclass
+class PassStats:
+    """What one pass did and left, for the exit status, metrics and progress."""
+
+    files: int = 0  # files compressed or uploaded
+    bytes: int = 0  # their sizes (input bytes for compression)
+    errors: int = 0
+    pending: int = 0  # files still waiting after the pass
+    oldest_pending: datetime.datetime | None = None  # the hour of the oldest one
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def done(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+
+    def waiting(self, hour: datetime.datetime, *, failed: bool = False) -> None:
+        self.pending += 1
+        self.errors += failed
+        if self.oldest_pending is None or hour < self.oldest_pending:
+            self.oldest_pending = hour
+
+    def add(self, other: PassStats) -> None:
+        self.files += other.files
+        self.bytes += other.bytes
+        self.errors += other.errors
+        self.pending += other.pending
+        if other.oldest_pending is not None:
+            self.waiting(other.oldest_pending)
+            self.pending -= 1
+
+
+Job = Callable[[Stop], PassStats]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +108,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         type=str.lower,
         help="least severe messages to log to stderr (default: %(default)s)",
     )
+    parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
+                        help="plain lines (default) or one JSON object per line")
+    parser.add_argument("--metrics-file", metavar="PATH", default=None,
+                        help="write Prometheus metrics here after each pass (node_exporter textfile collector)")
     parser.add_argument("--wait-lock", action="store_true",
                         help="wait for another instance working on the same directory, instead of skipping it")
     parser.add_argument("--allow-insecure-dir", action="store_true",
@@ -90,7 +129,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def configure_logging(level: str, *, stream=None) -> None:
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line, for log pipelines (--log-format json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, *, stream=None, json_format: bool = False) -> None:
     """One line per record on stderr. Library loggers stay quiet: botocore's
     debug output carries request signatures and would bury ours."""
     if stream is None:
@@ -100,7 +155,7 @@ def configure_logging(level: str, *, stream=None) -> None:
             sys.stderr.reconfigure(errors="backslashreplace")
         stream = sys.stderr
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JSONFormatter() if json_format else logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -195,7 +250,10 @@ def directory_lock(dir_fd: int, name: str, *, wait: bool = False,
         os.close(fd)
 
 
-def run(job: Job, *, once: bool, interval: float, stop: Stop) -> ExitStatus:
+def run(
+    job: Job, *, once: bool, interval: float, stop: Stop,
+    after_pass: Callable[[PassStats, float], None] = lambda stats, seconds: None,
+) -> ExitStatus:
     """Runs job once, or every interval seconds (from the start of each pass) until stopped.
 
     Returns the exit status: with once, ERROR if the pass left work undone;
@@ -203,30 +261,73 @@ def run(job: Job, *, once: bool, interval: float, stop: Stop) -> ExitStatus:
     """
     while True:
         started = time.monotonic()
-        ok = _run_pass(job, stop, once=once)
+        stats = _run_pass(job, stop, once=once)
+        after_pass(stats, time.monotonic() - started)
         if once:
-            return ExitStatus.SUCCESS if ok else ExitStatus.ERROR
+            return ExitStatus.SUCCESS if stats.ok else ExitStatus.ERROR
         if stop.wait(max(interval - (time.monotonic() - started), MIN_SLEEP)):
             return ExitStatus.SUCCESS
 
 
-def _run_pass(job: Job, stop: Stop, *, once: bool) -> bool:
+def _run_pass(job: Job, stop: Stop, *, once: bool) -> PassStats:
     try:
-        return job(stop)
+        stats = job(stop)
+        if isinstance(stats, bool):  # a plain job may just say whether it succeeded
+            stats = PassStats(errors=0 if stats else 1)
+        return stats
     except LogjamError as error:
         if once and isinstance(error, UsageError):
             raise
         log.error("%s", error)
         if not once:
             log.info("will try again on the next pass")
-        return False
+        return PassStats(errors=1)
     except Exception as error:
         if once:
             raise
         # A daemon outlives one bad pass; the error is logged and reported.
         log.error("unexpected error: %s", _describe(error), exc_info=log.isEnabledFor(logging.DEBUG))
         capture_exception(error)
-        return False
+        return PassStats(errors=1)
+
+
+def _metrics_writer(prog: str, path: str) -> Callable[[PassStats, float], None]:
+    """Returns an after_pass hook that keeps counters across passes and writes
+    them atomically (a temporary file renamed over path) after each pass."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
+
+    command = prog.removeprefix("logjam-")
+    registry = CollectorRegistry()
+    labels = {"command": command}
+    files = Counter("logjam_files", "Files compressed or uploaded", ["command"], registry=registry)
+    size = Counter("logjam_bytes", "Bytes compressed (input) or uploaded", ["command"], registry=registry)
+    errors = Counter("logjam_errors", "Files or passes that failed", ["command"], registry=registry)
+    pending = Gauge("logjam_pending_files", "Files waiting after the last pass", ["command"], registry=registry)
+    oldest = Gauge("logjam_oldest_pending_age_seconds", "Age of the oldest waiting file's hour",
+                   ["command"], registry=registry)
+    success = Gauge("logjam_last_success_timestamp_seconds", "When a pass last finished without errors",
+                    ["command"], registry=registry)
+    duration = Gauge("logjam_pass_duration_seconds", "How long the last pass took", ["command"], registry=registry)
+    for metric in (files, size, errors):
+        metric.labels(**labels)  # present (at 0) from the first write
+
+    def after_pass(stats: PassStats, seconds: float) -> None:
+        files.labels(**labels).inc(stats.files)
+        size.labels(**labels).inc(stats.bytes)
+        errors.labels(**labels).inc(stats.errors)
+        pending.labels(**labels).set(stats.pending)
+        now = time.time()
+        age = now - stats.oldest_pending.timestamp() if stats.oldest_pending else 0
+        oldest.labels(**labels).set(max(age, 0))
+        if stats.ok:
+            success.labels(**labels).set(now)
+        duration.labels(**labels).set(seconds)
+        try:
+            write_to_textfile(path, registry)
+        except OSError as error:
+            log.error("cannot write metrics to %s: %s", path, error.strerror or error)
+
+    return after_pass
 
 
 def _describe(error: BaseException) -> str:
@@ -246,14 +347,15 @@ def main_runner(
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
         return int(exit.code or 0)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, json_format=args.log_format == "json")
     configure_sentry()
     if stop is None:
         stop = Stop()
         install_signal_handlers(stop, once=args.once)
     try:
         job = make_job(args)
-        status = run(job, once=args.once, interval=args.interval, stop=stop)
+        after_pass = _metrics_writer(prog, args.metrics_file) if args.metrics_file else (lambda *_: None)
+        status = run(job, once=args.once, interval=args.interval, stop=stop, after_pass=after_pass)
     except Interrupted as interrupted:
         log.info("stopped by signal %d", interrupted.signum)
         return 128 + interrupted.signum if args.once else ExitStatus.SUCCESS

@@ -26,7 +26,7 @@ from logjam.codecs import codec_for_filename
 from logjam.errors import FileError, UsageError
 from logjam.safety import check_directory_security
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
-from logjam.service import Stop, add_common_arguments, directory_lock, main_runner
+from logjam.service import PassStats, Stop, add_common_arguments, directory_lock, main_runner
 from logjam.template import KeyTemplate, upload_duplicate_filename
 import zstandard
 
@@ -140,14 +140,14 @@ class UploadJob:
     wait_lock: bool = False
     allow_insecure_dir: bool = False
 
-    def __call__(self, stop: Stop) -> bool:
+    def __call__(self, stop: Stop) -> PassStats | bool:
         if self.verify:
             return verify_uploads(self, full=self.verify == "full", stop=stop)
         return scan_and_upload(self, stop=stop)
 
 
-def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> bool:
-    """Uploads every archived file not yet in the ledger. Returns True if none failed."""
+def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
+    """Uploads every archived file not yet in the ledger. Returns what it did and left."""
     check_stop = stop.check if stop is not None else (lambda: None)
     archive_fd = open_archive_dir(job.archive_dir)
     try:
@@ -155,12 +155,12 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> bool:
         with directory_lock(archive_fd, LOCK_NAME, wait=job.wait_lock, check_stop=check_stop) as locked:
             if not locked:
                 log.info("%s: another logjam-upload is working here; skipping", job.archive_dir)
-                return True
+                return PassStats()
             ledger = Ledger(archive_fd)
             pending = select_pending(os.listdir(archive_fd), ledger.names())
             if not pending:
                 log.debug("%s: nothing to upload", job.archive_dir)
-                return True
+                return PassStats()
             job.uploader.connect()
             return _upload_all(job, archive_fd, ledger, pending, check_stop)
     finally:
@@ -169,35 +169,43 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> bool:
 
 def _upload_all(
     job: UploadJob, archive_fd: int, ledger: Ledger, pending: list[LogFile], check_stop: Callable[[], None]
-) -> bool:
-    def one(logfile: LogFile) -> bool:
+) -> PassStats:
+    stats = PassStats()
+
+    def one(logfile: LogFile) -> None:
         check_stop()
         try:
-            upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
+            uploaded = upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
         except (FileError, OSError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason)
-            return False
-        return True
+            stats.waiting(logfile.timestamp, failed=True)
+            return
+        if uploaded is not None:
+            stats.done(uploaded)
 
     if job.jobs <= 1 or len(pending) == 1:
-        return all([one(logfile) for logfile in pending])
+        for logfile in pending:
+            one(logfile)
+        return stats
     with concurrent.futures.ThreadPoolExecutor(max_workers=job.jobs) as pool:
         futures = [pool.submit(one, logfile) for logfile in pending]
         try:
-            return all([future.result() for future in futures])
+            for future in futures:
+                future.result()
         except BaseException:
             # A stop or a pass-wide error (bad bucket, dead endpoint): let the
             # uploads in hand roll back and start no new ones.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    return stats
 
 
 def upload_logfile(
     job: UploadJob, archive_fd: int, ledger: Ledger, logfile: LogFile, *, check_stop: Callable[[], None]
 ) -> str | None:
     """Uploads one archived file to its key (or the first free duplicate key),
-    then records it. Returns the destination, or None if skipped."""
+    then records it. Returns the bytes sent, or None if skipped."""
     name = logfile.filename
     try:
         fd = os.open(name, fsutil.READ_FLAGS, dir_fd=archive_fd)
@@ -239,7 +247,7 @@ def upload_logfile(
             ledger.record(name, key=key, destination=destination, fingerprint=print_, source=source)
             verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
             log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size)
-            return destination
+            return size if result is PutResult.STORED else 0
         raise FileError(f"{keys[0]} and all {MAX_UPLOAD_DUPLICATES} duplicate keys hold other content")
     finally:
         os.close(fd)
