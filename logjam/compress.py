@@ -128,21 +128,8 @@ def compress_logfile(
     Interrupted on a stop.
     """
     name = logfile.filename
+    source_fd, source = open_source(dir_fd, name, not_ready)
     try:
-        source_fd = os.open(name, fsutil.READ_FLAGS, dir_fd=dir_fd)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise Skipped(f"{name}: a symbolic link; never followed, left alone") from None
-        raise FileError(f"{name}: cannot open: {error.strerror}") from error
-    try:
-        source = os.fstat(source_fd)
-        if not stat.S_ISREG(source.st_mode):
-            raise Skipped(f"{name}: not a regular file; left alone")
-        if source.st_nlink > 1 and os.geteuid() == 0:
-            raise Skipped(f"{name}: has {source.st_nlink} hard links (maybe to a file that is not a log); left alone")
-        reason = not_ready(source)
-        if reason is not None:
-            raise NotReady(f"{name}: {reason}; will take it on a later pass")
         final_name = name + codec.extension
         with fsutil.temp_file(archive_fd, final_name) as (temp_fd, temp):
             fsutil.copy_metadata(source, temp_fd)  # narrow permissions before any byte lands
@@ -168,6 +155,33 @@ def compress_logfile(
     finally:
         os.close(source_fd)
     return Compressed(name, archived, length, compressed_size)
+
+
+def open_source(
+    dir_fd: int, name: str, not_ready: Callable[[os.stat_result], str | None]
+) -> tuple[int, os.stat_result]:
+    """Opens a finished log for reading, never through a link. Returns (fd, stat).
+    Raises Skipped for what must not be touched, NotReady for what is still
+    being written, FileError if it cannot be read."""
+    try:
+        source_fd = os.open(name, fsutil.READ_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Skipped(f"{name}: a symbolic link; never followed, left alone") from None
+        raise FileError(f"{name}: cannot open: {error.strerror}") from error
+    try:
+        source = os.fstat(source_fd)
+        if not stat.S_ISREG(source.st_mode):
+            raise Skipped(f"{name}: not a regular file; left alone")
+        if source.st_nlink > 1 and os.geteuid() == 0:
+            raise Skipped(f"{name}: has {source.st_nlink} hard links (maybe to a file that is not a log); left alone")
+        reason = not_ready(source)
+        if reason is not None:
+            raise NotReady(f"{name}: {reason}; will take it on a later pass")
+    except BaseException:
+        os.close(source_fd)
+        raise
+    return source_fd, source
 
 
 def _write_compressed(
@@ -253,6 +267,7 @@ class CompressOptions:
     min_quiet: float = 60.0  # seconds without a change before a file is taken
     wait_lock: bool = False
     allow_insecure_dir: bool = False
+    dry_run: bool = False
 
 
 def compress_directory(
@@ -267,6 +282,8 @@ def compress_directory(
     dir_fd = open_log_dir(log_dir)
     try:
         check_directory_security(log_dir, dir_fd, allow_insecure=options.allow_insecure_dir)
+        if options.dry_run:
+            return _dry_run(log_dir, dir_fd, now, options)
         with directory_lock(dir_fd, LOCK_NAME, wait=options.wait_lock, check_stop=check_stop) as locked:
             if not locked:
                 log.info("%s: another logjam-compress is working here; skipping", log_dir)
@@ -288,6 +305,32 @@ def compress_directory(
                 os.close(archive_fd)
     finally:
         os.close(dir_fd)
+
+
+def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: CompressOptions) -> PassStats:
+    # The same checks as a real pass, reading only: no lock, no archive/, no temporary file.
+    stats = PassStats()
+    not_ready = _readiness(log_dir, options.min_quiet)
+    for logfile in yield_old_logfiles(os.listdir(dir_fd), now):
+        try:
+            source_fd, source = open_source(dir_fd, logfile.filename, not_ready)
+        except NotReady as waiting:
+            log.info("%s/%s", log_dir, waiting)
+            stats.waiting(logfile.timestamp)
+            continue
+        except Skipped as skipped:
+            log.warning("%s/%s", log_dir, skipped)
+            continue
+        except FileError as error:
+            log.error("%s/%s", log_dir, error)
+            stats.waiting(logfile.timestamp, failed=True)
+            continue
+        os.close(source_fd)
+        print(f"would compress {log_dir}/{logfile.filename} -> "
+              f"{log_dir}/{ARCHIVE_DIRNAME}/{logfile.filename}{options.codec.extension} ({source.st_size} bytes)",
+              flush=True)
+        stats.done(source.st_size)
+    return stats
 
 
 def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str | None]:
@@ -448,6 +491,7 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
     options = CompressOptions(
         codec=codec, level=args.level, threads=args.threads or available_cores(),
         min_quiet=args.min_quiet, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
+        dry_run=args.dry_run,
     )
 
     def job(stop: Stop) -> PassStats:

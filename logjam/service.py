@@ -108,6 +108,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         type=str.lower,
         help="least severe messages to log to stderr (default: %(default)s)",
     )
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be done, change nothing (no lock, no request)")
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="plain lines (default) or one JSON object per line")
     parser.add_argument("--metrics-file", metavar="PATH", default=None,
@@ -347,6 +349,8 @@ def main_runner(
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
         return int(exit.code or 0)
+    if args.dry_run:
+        args.once = True  # a dry run reports one pass
     configure_logging(args.log_level, json_format=args.log_format == "json")
     configure_sentry()
     if stop is None:

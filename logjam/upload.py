@@ -12,6 +12,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
+import datetime
 import errno
 import logging
 import os
@@ -94,6 +95,18 @@ class Ledger:
             os.close(fd)
         return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
+    def forget(self, name: str) -> None:
+        """Removes name's marker (its file is deleted, or must be sent again)."""
+        fd = self._open(create=False)
+        if fd is None:
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+                fsutil.fsync_dir(fd)
+        finally:
+            os.close(fd)
+
     def names(self) -> set[str]:
         """The names recorded as uploaded (stale temporary markers are removed)."""
         fd = self._open(create=False)
@@ -139,6 +152,9 @@ class UploadJob:
     verify: str | None = None  # "head" or "full": check recorded uploads instead
     wait_lock: bool = False
     allow_insecure_dir: bool = False
+    dry_run: bool = False
+    delete_after: datetime.timedelta | None = None  # retention of uploaded archive files
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
 
     def __call__(self, stop: Stop) -> PassStats | bool:
         if self.verify:
@@ -152,12 +168,22 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
     archive_fd = open_archive_dir(job.archive_dir)
     try:
         check_directory_security(job.archive_dir, archive_fd, allow_insecure=job.allow_insecure_dir)
+        if job.dry_run:
+            return _dry_run(job, archive_fd)
         with directory_lock(archive_fd, LOCK_NAME, wait=job.wait_lock, check_stop=check_stop) as locked:
             if not locked:
                 log.info("%s: another logjam-upload is working here; skipping", job.archive_dir)
                 return PassStats()
             ledger = Ledger(archive_fd)
-            pending = select_pending(os.listdir(archive_fd), ledger.names())
+            archive_names = os.listdir(archive_fd)
+            uploaded = ledger.names()
+            if job.delete_after is not None:
+                for name in expired(uploaded, job.clock() - job.delete_after):
+                    check_stop()
+                    _expire(job, archive_fd, ledger, name)
+                archive_names = os.listdir(archive_fd)
+                uploaded = ledger.names()
+            pending = select_pending(archive_names, uploaded)
             if not pending:
                 log.debug("%s: nothing to upload", job.archive_dir)
                 return PassStats()
@@ -165,6 +191,65 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
             return _upload_all(job, archive_fd, ledger, pending, check_stop)
     finally:
         os.close(archive_fd)
+
+
+def expired(uploaded_names: Iterable[str], cutoff: datetime.datetime) -> list[str]:
+    """Takes the ledger's names and a cutoff time. Returns the recorded names
+    whose log hour is before cutoff, sorted (the file may be gone already,
+    leaving only its marker)."""
+    logfiles = (parse_filename(name) for name in uploaded_names)
+    return sorted(logfile.filename for logfile in logfiles if logfile is not None and logfile.timestamp < cutoff)
+
+
+def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str) -> None:
+    # Deleting the only local copy is the one irreversible step logjam takes:
+    # confirm the recorded object is still there (one HEAD per file, once).
+    try:
+        os.stat(name, dir_fd=archive_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        ledger.forget(name)  # a marker whose file is already gone
+        return
+    fields = ledger.read(name)
+    key = fields.get("key")
+    if key is None or fields.get("destination") != job.uploader.describe(key):
+        log.warning("%s/%s: uploaded to %s, not to this destination; kept (cannot confirm it is there)",
+                    job.archive_dir, name, fields.get("destination", "an unknown destination"))
+        return
+    job.uploader.connect()
+    remote = job.uploader.head(key)
+    if remote is None or str(remote.size) != fields.get("size"):
+        log.warning("%s is missing (or changed) at the destination; kept %s/%s and will upload it again",
+                    fields["destination"], job.archive_dir, name)
+        ledger.forget(name)
+        return
+    os.unlink(name, dir_fd=archive_fd)
+    fsutil.fsync_dir(archive_fd)
+    ledger.forget(name)
+    log.info("deleted %s/%s (uploaded to %s, older than %s)", job.archive_dir, name, fields["destination"],
+             _format_duration(job.delete_after))
+
+
+def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
+    # What a pass would do, from local state only: no lock, no request, no write.
+    stats = PassStats()
+    ledger = Ledger(archive_fd)
+    archive_names = os.listdir(archive_fd)
+    uploaded = ledger.names()
+    if job.delete_after is not None:
+        for name in expired(uploaded, job.clock() - job.delete_after):
+            if name in archive_names:
+                print(f"would delete {job.archive_dir}/{name} (uploaded to "
+                      f"{ledger.read(name).get('destination', 'unknown')}; confirmed by HEAD first)", flush=True)
+    for logfile in select_pending(archive_names, uploaded):
+        key = job.template.format(logfile, hostname=job.hostname)
+        try:
+            size = os.stat(logfile.filename, dir_fd=archive_fd, follow_symlinks=False).st_size
+        except OSError:
+            continue
+        print(f"would upload {job.archive_dir}/{logfile.filename} -> {job.uploader.describe(key)} ({size} bytes)",
+              flush=True)
+        stats.done(size)
+    return stats
 
 
 def _upload_all(
@@ -374,10 +459,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
                         help="check the recorded uploads instead of uploading: sizes and checksums "
                              "by HEAD (default), or download everything (=full); implies --once")
+    parser.add_argument("--delete-uploaded-after", type=parse_duration, default=None, metavar="DURATION",
+                        help="delete archived files whose upload is recorded (and confirmed by a HEAD) once "
+                             "their log hour is older than this, e.g. 36h, 7d, 2w")
     parser.add_argument("--multipart-threshold", type=_size, default=None, metavar="BYTES",
                         help="S3: files of this size or more go multipart (default: 64MiB)")
     add_common_arguments(parser)
     return parser
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """'36h' -> 36 hours. Units: s m h d w."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in DURATION_UNITS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 36h, 7d, 2w)")
+    return datetime.timedelta(seconds=int(number) * DURATION_UNITS[unit])
+
+
+def _format_duration(duration: datetime.timedelta | None) -> str:
+    seconds = int(duration.total_seconds()) if duration else 0
+    for unit, size in sorted(DURATION_UNITS.items(), key=lambda item: -item[1]):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _size(text: str) -> int:
@@ -406,7 +513,8 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     if args.verify:
         args.once = True
     return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs,
-                     verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir)
+                     verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
+                     dry_run=args.dry_run, delete_after=args.delete_uploaded_after)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
