@@ -33,6 +33,7 @@ setup(
         "console_scripts": [
             "logjam-compress = logjam.compress:main",
             "logjam-upload = logjam.upload:main",
+            "logjam-status = logjam.status:main",
         ],
     },
     classifiers=[

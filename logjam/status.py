@@ -1,0 +1,195 @@
+"""logjam-status: what is where, per stream, from local state only.
+
+For each stream (prefix, suffix, extension) of each directory: files still
+being written, finished files not yet compressed, compressed files waiting
+for upload, and uploaded files still kept locally (count and bytes), and how
+long the oldest waiting file has waited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from logjam import __version__
+from logjam.codecs import codec_for_filename
+from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
+from logjam.errors import ExitStatus, UsageError
+from logjam.parse import parse_filename
+from logjam.upload import LEDGER_DIRNAME
+
+STATES = ("live", "finished", "archived", "uploaded")
+
+
+@dataclass
+class Tally:
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class StreamStatus:
+    stream: str
+    live: Tally = field(default_factory=Tally)
+    finished: Tally = field(default_factory=Tally)  # finished, not yet compressed
+    archived: Tally = field(default_factory=Tally)  # compressed, waiting for upload
+    uploaded: Tally = field(default_factory=Tally)  # uploaded, kept locally
+    oldest_waiting: datetime.datetime | None = None
+
+    def waiting(self, hour: datetime.datetime) -> None:
+        if self.oldest_waiting is None or hour < self.oldest_waiting:
+            self.oldest_waiting = hour
+
+
+def _stream_name(prefix: str, suffix: str | None, extension: str) -> str:
+    return f"{prefix}-*{'-' + suffix if suffix else ''}{extension}"
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path, follow_symlinks=False).st_size
+    except OSError:
+        return 0
+
+
+def directory_status(log_dir: str, *, now: datetime.datetime) -> list[StreamStatus]:
+    """Takes a log directory. Returns the status of each of its streams, sorted."""
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        raise UsageError(f"{log_dir}: no such directory") from None
+    except NotADirectoryError:
+        raise UsageError(f"{log_dir}: not a directory") from None
+    except PermissionError:
+        raise UsageError(f"{log_dir}: permission denied") from None
+    streams: dict[str, StreamStatus] = {}
+
+    def status_of(prefix: str, suffix: str | None, extension: str) -> StreamStatus:
+        name = _stream_name(prefix, suffix, extension)
+        return streams.setdefault(name, StreamStatus(name))
+
+    finished = {logfile.filename for logfile in yield_old_logfiles(names, now)}
+    for name in names:
+        logfile = parse_filename(name)
+        if logfile is None:
+            continue
+        status = status_of(logfile.prefix, logfile.suffix, logfile.extension)
+        tally = status.finished if name in finished else status.live
+        tally.files += 1
+        tally.bytes += _size(os.path.join(log_dir, name))
+        if name in finished:
+            status.waiting(logfile.timestamp)
+
+    archive = os.path.join(log_dir, ARCHIVE_DIRNAME)
+    try:
+        archived = os.listdir(archive)
+    except OSError:
+        archived = []
+    try:
+        uploaded = set(os.listdir(os.path.join(archive, LEDGER_DIRNAME)))
+    except OSError:
+        uploaded = set()
+    for name in archived:
+        logfile = parse_filename(name)
+        if logfile is None:
+            continue
+        codec = codec_for_filename(name)
+        extension = logfile.extension[: -len(codec.extension)] if codec else logfile.extension
+        status = status_of(logfile.prefix, logfile.suffix, extension)
+        tally = status.uploaded if name in uploaded else status.archived
+        tally.files += 1
+        tally.bytes += _size(os.path.join(archive, name))
+        if name not in uploaded:
+            status.waiting(logfile.timestamp)
+    return [streams[name] for name in sorted(streams)]
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError  # unreachable
+
+
+def _human_age(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    return f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m"
+
+
+def format_table(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime) -> str:
+    """The human view: one row per stream."""
+    header = ("STREAM", "LIVE", "TO COMPRESS", "TO UPLOAD", "UPLOADED, KEPT", "OLDEST WAITING")
+    rows = [header]
+    for status in streams:
+        cells = [status.stream]
+        for tally in (status.live, status.finished, status.archived, status.uploaded):
+            cells.append(f"{tally.files}" + (f" ({_human_bytes(tally.bytes)})" if tally.files else ""))
+        age = (now - status.oldest_waiting).total_seconds() if status.oldest_waiting else None
+        cells.append(_human_age(age) if age is not None else "-")
+        rows.append(tuple(cells))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = [f"{log_dir}:"]
+    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    if not streams:
+        lines.append("  (no log files)")
+    return "\n".join(lines)
+
+
+def to_json(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime) -> dict:
+    """The script view (--json)."""
+    result = []
+    for status in streams:
+        entry = asdict(status)
+        entry["oldest_waiting"] = status.oldest_waiting.isoformat().replace("+00:00", "Z") if status.oldest_waiting else None
+        entry["oldest_waiting_age_seconds"] = (
+            int((now - status.oldest_waiting).total_seconds()) if status.oldest_waiting else None
+        )
+        result.append(entry)
+    return {"directory": log_dir, "streams": result}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logjam-status",
+        description="Show, per stream, what logjam has still to compress and upload (local state only).",
+        epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("directories", nargs="+", metavar="DIR", help="a directory logjam-compress works on")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *,
+         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)) -> int:
+    """Entry point of logjam-status. Returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    now = clock()
+    try:
+        report = [(log_dir, directory_status(log_dir, now=now)) for log_dir in args.directories]
+    except UsageError as error:
+        print(f"logjam-status: error: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if args.json:
+        print(json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2))
+    else:
+        print("\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report))
+    return ExitStatus.SUCCESS
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
