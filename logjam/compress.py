@@ -87,6 +87,8 @@ def duplicate_timestamp_path(
     """Takes the path of an archived file that already exists. Returns the first
     free duplicate path beside it; raises FileError when all 25 are taken."""
     directory, name = os.path.split(path)
+    if parse_filename(name) is None:
+        raise FileError(f"{path}: not a log file name")
     for candidate in duplicate_timestamp_names(name):
         candidate_path = os.path.join(directory, candidate)
         if not exists(candidate_path):
