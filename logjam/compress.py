@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from logjam import fsutil
 from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
 from logjam.errors import FileError, NotReady, Skipped, UsageError
+from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security, open_for_writing
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.service import PassStats, Stop, add_common_arguments, directory_lock, main_runner
@@ -363,9 +364,21 @@ def _compress_all(
     # Big files use every thread inside the codec; small ones gain more from
     # running side by side, one thread each, than from splitting into blocks.
     small, big = [], []
+    total = 0
     for logfile in logfiles:
-        size = _size_or_zero(dir_fd, logfile.filename)
+        size = fsutil.size_or_zero(dir_fd, logfile.filename)
+        total += size
         (small if size < CONCURRENT_BELOW and threads > 1 else big).append(logfile)
+    with progress("compressing", files=len(logfiles), size=total) as bar:
+        return _compress_each(log_dir, dir_fd, archive_fd, small, big, options, check_stop, not_ready, bar)
+
+
+def _compress_each(
+    log_dir: str, dir_fd: int, archive_fd: int, small: list[LogFile], big: list[LogFile],
+    options: CompressOptions, check_stop: Callable[[], None],
+    not_ready: Callable[[os.stat_result], str | None], bar: Progress,
+) -> PassStats:
+    threads = options.threads
 
     stats = PassStats()
 
@@ -388,6 +401,7 @@ def _compress_all(
             stats.waiting(logfile.timestamp, failed=True)
             return
         stats.done(done.original_size)
+        bar.advance(done.original_size)
         ratio = done.compressed_size / done.original_size if done.original_size else 1.0
         log.info(
             "compressed %s/%s -> %s/%s (%d -> %d bytes, %.1f%%)",
@@ -410,13 +424,6 @@ def _compress_all(
         for logfile in small:
             one(logfile, threads)
     return stats
-
-
-def _size_or_zero(dir_fd: int, name: str) -> int:
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
-    except OSError:
-        return 0
 
 
 def _reason(error: Exception, name: str) -> str:

@@ -75,6 +75,14 @@ def remove_stale_temp_files(dir_fd: int, names: Iterable[str] | None = None) -> 
     return removed
 
 
+def size_or_zero(dir_fd: int, name: str) -> int:
+    """The size of a directory entry, not following links; 0 if it cannot be read."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
+    except OSError:
+        return 0
+
+
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """os.write until every byte is written (short writes happen on full disks)."""
     view = memoryview(data)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from logjam import fsutil
 from logjam.codecs import codec_for_filename
 from logjam.errors import FileError, UsageError
+from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.service import PassStats, Stop, add_common_arguments, directory_lock, main_runner
@@ -255,6 +256,15 @@ def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
 def _upload_all(
     job: UploadJob, archive_fd: int, ledger: Ledger, pending: list[LogFile], check_stop: Callable[[], None]
 ) -> PassStats:
+    total = sum(fsutil.size_or_zero(archive_fd, logfile.filename) for logfile in pending)
+    with progress("uploading", files=len(pending), size=total) as bar:
+        return _upload_each(job, archive_fd, ledger, pending, check_stop, bar)
+
+
+def _upload_each(
+    job: UploadJob, archive_fd: int, ledger: Ledger, pending: list[LogFile],
+    check_stop: Callable[[], None], bar: Progress,
+) -> PassStats:
     stats = PassStats()
 
     def one(logfile: LogFile) -> None:
@@ -268,6 +278,7 @@ def _upload_all(
             return
         if uploaded is not None:
             stats.done(uploaded)
+            bar.advance(fsutil.size_or_zero(archive_fd, logfile.filename))
 
     if job.jobs <= 1 or len(pending) == 1:
         for logfile in pending:
