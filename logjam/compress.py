@@ -26,7 +26,7 @@ from logjam.errors import FileError, NotReady, Skipped, UsageError
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security, open_for_writing
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
-from logjam.service import PassStats, Stop, add_common_arguments, directory_lock, main_runner
+from logjam.service import EXIT_STATUS_HELP, PassStats, Stop, add_common_arguments, directory_lock, main_runner
 
 log = logging.getLogger("logjam.compress")
 
@@ -282,7 +282,7 @@ def compress_directory(
 ) -> PassStats:
     """Compresses every finished log in log_dir. Returns what it did and left."""
     check_stop = stop.check if stop is not None else (lambda: None)
-    dir_fd = open_log_dir(log_dir)
+    dir_fd = fsutil.open_given_dir(log_dir)
     try:
         check_directory_security(log_dir, dir_fd, allow_insecure=options.allow_insecure_dir)
         if options.dry_run:
@@ -433,18 +433,6 @@ def _reason(error: Exception, name: str) -> str:
     return text.removeprefix(f"{name}: ")
 
 
-def open_log_dir(log_dir: str) -> int:
-    """Opens a directory given on the command line. Raises UsageError if it cannot."""
-    try:
-        return os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise UsageError(f"{log_dir}: no such directory") from None
-    except NotADirectoryError:
-        raise UsageError(f"{log_dir}: not a directory") from None
-    except PermissionError:
-        raise UsageError(f"{log_dir}: permission denied") from None
-
-
 # -- command line -----------------------------------------------------------
 
 EPILOG = """\
@@ -455,9 +443,7 @@ examples:
 A log file is named PREFIX-YYYYMMDDTHHMMZ[-SUFFIX].EXT (UTC). It is finished
 when a newer file of the same stream exists or its hour ended over 5 minutes
 ago; it is then compressed to DIR/archive/NAME.gz and removed.
-exit status (--once): 0 all done, 1 some files failed (retried next pass),
-2 usage or configuration error, 128+N stopped by signal N.
-"""
+""" + EXIT_STATUS_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -484,7 +470,7 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
     """Checks the directories. Returns the pass function the runner calls."""
     clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
     for log_dir in args.directories:
-        dir_fd = open_log_dir(log_dir)
+        dir_fd = fsutil.open_given_dir(log_dir)
         try:
             check_directory_security(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
         finally:

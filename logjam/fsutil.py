@@ -54,6 +54,21 @@ def open_dir(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
     return os.open(path, DIR_FLAGS, dir_fd=dir_fd)
 
 
+def open_given_dir(path: str) -> int:
+    """Opens a directory named on the command line. Returns its fd; raises
+    UsageError with a one-line reason if it cannot."""
+    from logjam.errors import UsageError
+
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such directory") from None
+    except NotADirectoryError:
+        raise UsageError(f"{path}: not a directory") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+
+
 def fsync_dir(dir_fd: int) -> None:
     """Makes the directory's entries (links, unlinks) durable."""
     os.fsync(dir_fd)

@@ -29,6 +29,10 @@ log = logging.getLogger("logjam")
 MIN_SLEEP = 1.0
 STOP_GRACE = 4.0  # seconds from SIGTERM to a forced (but clean) exit
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+EXIT_STATUS_HELP = """\
+exit status (--once): 0 all done, 1 some files failed (retried next pass),
+2 usage or configuration error, 128+N stopped by signal N.
+"""
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from logjam import __version__
+from logjam import __version__, fsutil
 from logjam.codecs import codec_for_filename
 from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
 from logjam.errors import ExitStatus, UsageError
@@ -59,14 +59,11 @@ def _size(path: str) -> int:
 
 def directory_status(log_dir: str, *, now: datetime.datetime) -> list[StreamStatus]:
     """Takes a log directory. Returns the status of each of its streams, sorted."""
+    dir_fd = fsutil.open_given_dir(log_dir)
     try:
-        names = os.listdir(log_dir)
-    except FileNotFoundError:
-        raise UsageError(f"{log_dir}: no such directory") from None
-    except NotADirectoryError:
-        raise UsageError(f"{log_dir}: not a directory") from None
-    except PermissionError:
-        raise UsageError(f"{log_dir}: permission denied") from None
+        names = os.listdir(dir_fd)
+    finally:
+        os.close(dir_fd)
     streams: dict[str, StreamStatus] = {}
 
     def status_of(prefix: str, suffix: str | None, extension: str) -> StreamStatus:

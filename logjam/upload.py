@@ -28,7 +28,7 @@ from logjam.errors import FileError, UsageError
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
-from logjam.service import PassStats, Stop, add_common_arguments, directory_lock, main_runner
+from logjam.service import EXIT_STATUS_HELP, PassStats, Stop, add_common_arguments, directory_lock, main_runner
 from logjam.template import KeyTemplate, upload_duplicate_filename
 import zstandard
 
@@ -166,7 +166,7 @@ class UploadJob:
 def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
     """Uploads every archived file not yet in the ledger. Returns what it did and left."""
     check_stop = stop.check if stop is not None else (lambda: None)
-    archive_fd = open_archive_dir(job.archive_dir)
+    archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
         check_directory_security(job.archive_dir, archive_fd, allow_insecure=job.allow_insecure_dir)
         if job.dry_run:
@@ -354,7 +354,7 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
     recorded checksums (HEAD), or every byte and the log inside (full).
     Returns True if all match."""
     check_stop = stop.check if stop is not None else (lambda: None)
-    archive_fd = open_archive_dir(job.archive_dir)
+    archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
         ledger = Ledger(archive_fd)
         names = sorted(ledger.names())
@@ -408,25 +408,13 @@ def _verify_one(uploader: Uploader, key: str, fields: dict[str, str], *, full: b
     return None
 
 
-def open_archive_dir(archive_dir: str) -> int:
-    """Opens ARCHIVE_DIR. Raises UsageError if it is missing or not a directory."""
-    try:
-        return os.open(archive_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise UsageError(f"{archive_dir}: no such directory") from None
-    except NotADirectoryError:
-        raise UsageError(f"{archive_dir}: not a directory") from None
-    except PermissionError:
-        raise UsageError(f"{archive_dir}: permission denied") from None
-
-
 def check_archive_dir(archive_dir: str, *, allow_insecure: bool = False) -> None:
     """Guards against pointing logjam-upload at live logs (upstream's rule)
     and, as root, at a directory a non-root user can write."""
     if os.path.basename(os.path.normpath(archive_dir)) != "archive":
         raise UsageError(f"{archive_dir}: the archive directory's last component must be 'archive' "
                          "(the one logjam-compress fills)")
-    archive_fd = open_archive_dir(archive_dir)
+    archive_fd = fsutil.open_given_dir(archive_dir)
     try:
         check_directory_security(archive_dir, archive_fd, allow_insecure=allow_insecure)
     finally:
@@ -445,9 +433,7 @@ key fields: {prefix} {year} {month} {day} {filename} (required), {hour} {minute}
 {suffix} {hostname}. Credentials and region come from the usual AWS variables,
 profiles or instance role; --endpoint-url (or AWS_ENDPOINT_URL) selects an
 S3-compatible store.
-exit status (--once): 0 all done, 1 some files failed (retried next pass),
-2 usage or configuration error, 128+N stopped by signal N.
-"""
+""" + EXIT_STATUS_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
