@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import errno
 import io
+import itertools
 import logging
 import os
 import stat
@@ -144,7 +145,7 @@ def compress_logfile(
             if after.st_size != length or after.st_mtime_ns != source.st_mtime_ns:
                 raise FileError(f"{name}: changed while being compressed; will retry")
             compressed_size = os.fstat(temp_fd).st_size
-            candidates = [final_name, *duplicate_timestamp_names(final_name)]
+            candidates = itertools.chain([final_name], duplicate_timestamp_names(final_name))
             archived = fsutil.publish(archive_fd, temp, candidates)
             if archived is None:
                 raise FileError(

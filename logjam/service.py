@@ -180,7 +180,38 @@ def configure_sentry() -> None:
     except ImportError:
         log.warning("SENTRY_DSN is set but sentry-sdk is not installed (pip install sentry-sdk)")
         return
-    sentry_sdk.init(dsn=dsn, release=f"logjam@{__version__}", send_default_pii=False)
+    sentry_sdk.init(
+        dsn=dsn,
+        release=f"logjam@{__version__}",
+        send_default_pii=False,
+        # Frames inside botocore hold signed requests (access key id, session
+        # token): never ship local variables, and scrub what else might.
+        include_local_variables=False,
+        before_send=_scrub_credentials,
+        # No tracing headers on S3 requests.
+        trace_propagation_targets=[],
+        traces_sample_rate=0,
+    )
+
+
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def _scrub_credentials(event: dict, hint: dict) -> dict:
+    secrets = [os.environ[name] for name in CREDENTIAL_VARIABLES if len(os.environ.get(name, "")) >= 8]
+    if not secrets:
+        return event
+    text = json.dumps(event)
+    for secret in secrets:
+        text = text.replace(json.dumps(secret)[1:-1], "[removed]")
+    return json.loads(text)
+
+
+def capture_message(message: str) -> None:
+    """Sends an error line to Sentry, if it is configured (a cron run's usage error)."""
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is not None and os.environ.get("SENTRY_DSN"):
+        sentry_sdk.capture_message(message, level="error")
 
 
 def capture_exception(error: BaseException) -> None:
@@ -369,6 +400,7 @@ def main_runner(
         return 128 + interrupted.signum if args.once else ExitStatus.SUCCESS
     except LogjamError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        capture_message(f"{prog}: error: {error}")
         return error.exit_status
     except Exception as error:
         capture_exception(error)
