@@ -93,7 +93,7 @@ class S3Uploader:
                 self._put_multipart(local, key, check_stop)
             return PutResult.STORED
         except botocore.exceptions.ClientError as error:
-            if _code(error) in TAKEN_ERRORS:
+            if _taken(error):
                 return self._compare(local, key)
             raise self._wrap(error, key) from None
         except botocore.exceptions.BotoCoreError as error:
@@ -268,6 +268,13 @@ def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
             digest.update(chunk)
         return digest.hexdigest() == etag
     return None
+
+
+def _taken(error: botocore.exceptions.ClientError) -> bool:
+    """Whether If-None-Match found an object: a 412, even one whose error
+    body was lost (botocore then has only the status for a code)."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _code(error) in TAKEN_ERRORS or status == 412
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:

@@ -166,8 +166,11 @@ def configure_logging(level: str, *, stream=None, json_format: bool = False) -> 
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     log.setLevel(level.upper())
-    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+    for noisy in ("botocore", "boto3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns with a traceback about replies cut off mid-header; botocore
+    # retries those, and logjam reports what finally fails in one line.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def configure_sentry() -> None:
@@ -388,11 +391,11 @@ def main_runner(
         args.once = True  # a dry run reports one pass
     configure_logging(args.log_level, json_format=args.log_format == "json")
     configure_sentry()
-    if stop is None:
-        stop = Stop()
-        install_signal_handlers(stop, once=args.once)
     try:
-        job = make_job(args)
+        job = make_job(args)  # may settle args.once (a dry run, --verify)
+        if stop is None:
+            stop = Stop()
+            install_signal_handlers(stop, once=args.once)
         after_pass = _metrics_writer(prog, args.metrics_file) if args.metrics_file else (lambda *_: None)
         status = run(job, once=args.once, interval=args.interval, stop=stop, after_pass=after_pass)
     except Interrupted as interrupted:

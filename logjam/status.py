@@ -89,8 +89,11 @@ def directory_status(log_dir: str, *, now: datetime.datetime) -> list[StreamStat
         archived = []
     try:
         uploaded = set(os.listdir(os.path.join(archive, LEDGER_DIRNAME)))
-    except OSError:
+    except FileNotFoundError:
         uploaded = set()
+    except OSError as error:
+        # Guessing "nothing uploaded" would misreport every file.
+        raise UsageError(f"{archive}/{LEDGER_DIRNAME}: {error.strerror} (run as the user logjam-upload runs as)") from None
     for name in archived:
         logfile = parse_filename(name)
         if logfile is None:
@@ -182,9 +185,13 @@ def main(argv: Sequence[str] | None = None, *,
         print(f"logjam-status: error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
     if args.json:
-        print(json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2))
+        text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
     else:
-        print("\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report))
+        text = "\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # logjam-status | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return ExitStatus.SUCCESS
 
 

@@ -181,7 +181,12 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
             if job.delete_after is not None:
                 for name in expired(uploaded, job.clock() - job.delete_after):
                     check_stop()
-                    _expire(job, archive_fd, ledger, name)
+                    try:
+                        _expire(job, archive_fd, ledger, name)
+                    except (FileError, OSError) as error:
+                        # Could not confirm: keep the file; the pass goes on.
+                        log.warning("%s/%s: kept, could not confirm its upload: %s", job.archive_dir, name,
+                                    error.strerror if isinstance(error, OSError) and error.strerror else error)
                 archive_names = os.listdir(archive_fd)
                 uploaded = ledger.names()
             pending = select_pending(archive_names, uploaded)
@@ -213,7 +218,7 @@ def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str) -> None:
     fields = ledger.read(name)
     key = fields.get("key")
     if key is None or fields.get("destination") != job.uploader.describe(key):
-        log.warning("%s/%s: uploaded to %s, not to this destination; kept (cannot confirm it is there)",
+        log.info("%s/%s: uploaded to %s, not to this destination; kept (cannot confirm it is there)",
                     job.archive_dir, name, fields.get("destination", "an unknown destination"))
         return
     job.uploader.connect()
@@ -508,6 +513,8 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     if args.verify:
+        if args.dry_run:
+            raise UsageError("--verify and --dry-run do not go together (--verify only reads, but it asks the destination)")
         args.once = True
     return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs,
                      verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,

@@ -126,10 +126,12 @@ class FileUploader:
         try:
             for folder in folders:
                 dir_fd = _enter(dir_fd, folder, key)  # closes the parent
+            # A crash after linking may have left our temporary name beside
+            # the finished copy: clear it before anything else.
+            _remove_own_stale_temps(dir_fd, name)
             existing = _existing(dir_fd, name, local, check_stop)
             if existing is not None:
                 return existing
-            _remove_own_stale_temps(dir_fd, name)
             with fsutil.temp_file(dir_fd, name) as (temp_fd, temp):
                 source = os.fstat(local.fd)
                 fsutil.copy_metadata(source, temp_fd)
