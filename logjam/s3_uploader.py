@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
-import datetime
 import hashlib
 import logging
-import time
+import threading
 import urllib.parse
 from collections.abc import Callable
 from typing import BinaryIO
@@ -64,6 +63,7 @@ class S3Uploader:
         self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client = None
+        self._part_slots = threading.BoundedSemaphore(PART_WORKERS)
 
     def check_uri(self) -> None:
         pass  # the bucket is checked by the first request of a pass with work
@@ -119,7 +119,10 @@ class S3Uploader:
         raise FileError(f"{self.describe(key)}: concurrent writes kept conflicting")
 
     def _put_multipart(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
-        started = time.monotonic()
+        # A process killed mid-upload (SIGKILL, power loss) could not abort:
+        # its parts would be billed for ever. The key is not recorded yet and
+        # this archive's lock is held, so unfinished uploads of it are ours.
+        self._abort_uploads(key, reason="left by an interrupted pass")
         response = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **self._object_args(local)
         )
@@ -128,22 +131,23 @@ class S3Uploader:
             if response.get("ResponseMetadata", {}).get("RetryAttempts"):
                 # botocore sent the create again: an earlier attempt may have
                 # created an upload whose reply was lost.
-                self._abort_lost_uploads(key, upload_id, time.monotonic() - started)
+                self._abort_uploads(key, keep=upload_id, reason="started by a retried request")
             part_size = part_size_for(local.size, part_size=min(PART_SIZE, self.multipart_threshold))
 
             def upload_part(number: int) -> dict:
-                check_stop()
-                offset = (number - 1) * part_size
-                body = _pread_exact(local.fd, min(part_size, local.size - offset), offset)
-                checksum = _b64(hashlib.sha256(body).digest())
-                response = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                    Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
-                )
+                # One pool of part slots for all files at once: memory stays at
+                # PART_WORKERS parts however many --jobs run.
+                with self._part_slots:
+                    check_stop()
+                    offset = (number - 1) * part_size
+                    body = _pread_exact(local.fd, min(part_size, local.size - offset), offset)
+                    checksum = _b64(hashlib.sha256(body).digest())
+                    response = self.client.upload_part(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                        Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                    )
                 return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
-            # Parts are read inside the workers, so at most PART_WORKERS parts
-            # are in memory at once, whatever the file's size.
             numbers = range(1, -(-local.size // part_size) + 1)
             with concurrent.futures.ThreadPoolExecutor(max_workers=PART_WORKERS) as pool:
                 futures = [pool.submit(upload_part, number) for number in numbers]
@@ -165,25 +169,22 @@ class S3Uploader:
                 log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), error)
             raise
 
-    def _abort_lost_uploads(self, key: str, upload_id: str, elapsed: float) -> None:
-        """Aborts the uploads of key that a retried CreateMultipartUpload started
-        before the one that answered (upload_id): those begun, by S3's clock, in
-        the time the retries took. Best effort: it needs s3:ListBucketMultipartUploads."""
+    def _abort_uploads(self, key: str, *, keep: str | None = None, reason: str) -> None:
+        """Aborts the unfinished multipart uploads of exactly key, except keep.
+        Best effort: it needs s3:ListBucketMultipartUploads; without it, S3's
+        AbortIncompleteMultipartUpload lifecycle rule is the backstop."""
         try:
             pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key)
-            uploads = [upload for page in pages for upload in page.get("Uploads", []) if upload["Key"] == key]
-            ours = next((upload for upload in uploads if upload["UploadId"] == upload_id), None)
-            if ours is None:
-                return
-            since = ours["Initiated"] - datetime.timedelta(seconds=elapsed + 1)
-            for upload in uploads:
-                if upload["UploadId"] != upload_id and since <= upload["Initiated"] <= ours["Initiated"]:
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] != key or upload["UploadId"] == keep:
+                        continue
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
-                    log.info("aborted multipart upload %s of %s, started by a retried request",
-                             upload["UploadId"], self.describe(key))
+                    log.info("aborted multipart upload %s of %s, %s", upload["UploadId"], self.describe(key), reason)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            log.warning("could not look for multipart uploads of %s left by a retried request "
-                        "(they hold no parts): %s", self.describe(key), error)
+            if isinstance(error, botocore.exceptions.ClientError) and _code(error) == "NoSuchBucket":
+                raise self._wrap(error, key) from None
+            log.warning("could not look for unfinished multipart uploads of %s: %s", self.describe(key), error)
 
     def head(self, key: str) -> RemoteObject | None:
         try:
@@ -191,16 +192,16 @@ class S3Uploader:
         except botocore.exceptions.ClientError as error:
             if _code(error) in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise self._wrap(error, key) from None
+            raise self._wrap(error, key, failed_to="check") from None
         except botocore.exceptions.BotoCoreError as error:
-            raise self._wrap(error, key) from None
+            raise self._wrap(error, key, failed_to="check") from None
         return RemoteObject(head["ContentLength"], head.get("Metadata", {}))
 
     def open_object(self, key: str) -> BinaryIO:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            raise self._wrap(error, key) from None
+            raise self._wrap(error, key, failed_to="read") from None
 
     def _object_args(self, local: LocalFile) -> dict:
         return {
@@ -236,7 +237,9 @@ class S3Uploader:
             raise self._wrap(error, key) from None
         return digest.hexdigest() == local.sha256
 
-    def _wrap(self, error: Exception, key: str) -> Exception:
+    def _wrap(self, error: Exception, key: str, *, failed_to: str = "upload to") -> Exception:
+        """A botocore error as a one-line logjam error; failed_to says what
+        was being done (upload to, check, read) the destination."""
         destination = self.describe(key)
         if isinstance(error, botocore.exceptions.ClientError):
             code = _code(error)
@@ -245,12 +248,12 @@ class S3Uploader:
                 return UsageError(f"bucket {self.bucket!r} does not exist")
             if code in CREDENTIAL_ERRORS:
                 return UsageError(f"S3 refused the credentials for {destination}: {code}: {message}")
-            return FileError(f"failed to upload to {destination}: {code}: {message}")
+            return FileError(f"failed to {failed_to} {destination}: {code}: {message}")
         if isinstance(error, botocore.exceptions.NoCredentialsError):
             return UsageError("no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or an instance role)")
         if isinstance(error, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)):
             return PassError(f"cannot reach S3 endpoint: {error}")
-        return FileError(f"failed to upload to {destination}: {error}")
+        return FileError(f"failed to {failed_to} {destination}: {error}")
 
 
 def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
