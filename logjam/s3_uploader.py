@@ -22,7 +22,7 @@ import botocore.exceptions
 from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
 from logjam.integrity import METADATA_SHA256
-from logjam.uploaders import LocalFile, PutResult, RemoteObject, reader
+from logjam.uploaders import LocalFile, PutResult, RemoteObject, Throttle, reader
 
 log = logging.getLogger("logjam.upload")
 
@@ -37,6 +37,23 @@ CREDENTIAL_ERRORS = {
 }
 TAKEN_ERRORS = {"PreconditionFailed"}  # 412: If-None-Match found an object
 RACE_ERRORS = {"ConditionalRequestConflict"}  # 409: a concurrent write; try again
+
+
+def object_options(options: argparse.Namespace | None) -> dict:
+    """The S3 arguments chosen on the command line: storage class, encryption,
+    ACL and tags, as the AWS CLI names them."""
+    args: dict = {}
+    if getattr(options, "storage_class", None):
+        args["StorageClass"] = options.storage_class
+    if getattr(options, "sse", None):
+        args["ServerSideEncryption"] = options.sse
+    if getattr(options, "sse_kms_key_id", None):
+        args["SSEKMSKeyId"] = options.sse_kms_key_id
+    if getattr(options, "acl", None):
+        args["ACL"] = options.acl
+    if getattr(options, "tag", None):
+        args["Tagging"] = urllib.parse.urlencode(options.tag)
+    return args
 
 
 def part_size_for(size: int, *, part_size: int = PART_SIZE) -> int:
@@ -64,6 +81,8 @@ class S3Uploader:
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client = None
         self._part_slots = threading.BoundedSemaphore(PART_WORKERS)
+        self.throttle = Throttle(getattr(options, "max_bandwidth", None))
+        self.extra_args = object_options(options)
 
     def check_uri(self) -> None:
         pass  # the bucket is checked by the first request of a pass with work
@@ -105,7 +124,7 @@ class S3Uploader:
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=key,
-                    Body=reader(local, check_stop),
+                    Body=reader(local, check_stop, self.throttle),
                     ContentLength=local.size,
                     ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=_b64(bytes.fromhex(local.sha256)),
@@ -141,6 +160,7 @@ class S3Uploader:
                     check_stop()
                     offset = (number - 1) * part_size
                     body = _pread_exact(local.fd, min(part_size, local.size - offset), offset)
+                    self.throttle.consume(len(body), check_stop)
                     checksum = _b64(hashlib.sha256(body).digest())
                     response = self.client.upload_part(
                         Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
@@ -207,6 +227,7 @@ class S3Uploader:
         return {
             "ContentType": local.content_type,
             "Metadata": local.fingerprint.metadata(),
+            **self.extra_args,
         }
 
     def _compare(self, local: LocalFile, key: str) -> PutResult:

@@ -461,6 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
                         help="check the recorded uploads instead of uploading: sizes and checksums "
                              "by HEAD (default), or download everything (=full); implies --once")
+    s3 = parser.add_argument_group("S3 object options (as the AWS CLI names them)")
+    s3.add_argument("--storage-class", default=None, choices=STORAGE_CLASSES, metavar="CLASS",
+                    help="e.g. STANDARD_IA, GLACIER_IR, INTELLIGENT_TIERING (default: the bucket's)")
+    s3.add_argument("--sse", default=None, choices=("AES256", "aws:kms", "aws:kms:dsse"),
+                    help="server-side encryption")
+    s3.add_argument("--sse-kms-key-id", default=None, metavar="KEY_ID", help="the KMS key, with --sse aws:kms")
+    s3.add_argument("--acl", default=None, choices=CANNED_ACLS, metavar="ACL",
+                    help="a canned ACL, e.g. bucket-owner-full-control for a bucket in another account")
+    s3.add_argument("--tag", action="append", type=_tag, default=None, metavar="KEY=VALUE",
+                    help="an object tag (repeatable)")
+    parser.add_argument("--max-bandwidth", type=_bandwidth, default=None, metavar="BYTES_PER_SECOND",
+                        help="keep all uploads together under this rate, e.g. 1000000 or 5MiB (thin links)")
     parser.add_argument("--delete-uploaded-after", type=parse_duration, default=None, metavar="DURATION",
                         help="delete archived files whose upload is recorded (and confirmed by a HEAD) once "
                              "their log hour is older than this, e.g. 36h, 7d, 2w")
@@ -468,6 +480,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="S3: files of this size or more go multipart (default: 64MiB)")
     add_common_arguments(parser)
     return parser
+
+
+STORAGE_CLASSES = ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                   "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE")
+CANNED_ACLS = ("private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
+               "bucket-owner-read", "bucket-owner-full-control")
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    return key, value
+
+
+def _bandwidth(text: str) -> int:
+    try:
+        return _size(text, minimum=1)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"not a rate in bytes per second: {text!r} (e.g. 1000000, 5MiB)") from None
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -489,7 +521,7 @@ def _format_duration(duration: datetime.timedelta | None) -> str:
     return f"{seconds}s"
 
 
-def _size(text: str) -> int:
+def _size(text: str, *, minimum: int = 5 << 20) -> int:
     units = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
     number = text.rstrip("kKmMgGiIbB")
     unit = text[len(number):].lower()
@@ -497,8 +529,8 @@ def _size(text: str) -> int:
         value = int(number) * units[unit]
     except (ValueError, KeyError):
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 5242880, 8MiB)") from None
-    if value < 5 << 20:
-        raise argparse.ArgumentTypeError(f"must be at least 5MiB (S3's smallest part): {text!r}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes: {text!r}")
     return value
 
 
@@ -510,6 +542,12 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     check_archive_dir(args.archive_dir, allow_insecure=args.allow_insecure_dir)
     if args.retries < 1:
         raise UsageError(f"--retries {args.retries}: must be at least 1 (one attempt, no retry)")
+    if args.sse_kms_key_id and args.sse not in ("aws:kms", "aws:kms:dsse"):
+        raise UsageError("--sse-kms-key-id needs --sse aws:kms")
+    s3_only = [flag for flag, value in (("--storage-class", args.storage_class), ("--sse", args.sse),
+                                         ("--acl", args.acl), ("--tag", args.tag)) if value]
+    if s3_only and getattr(uploader, "scheme", None) != "s3":
+        raise UsageError(f"{', '.join(s3_only)}: for s3:// destinations only")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     if args.verify:

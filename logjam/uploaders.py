@@ -21,6 +21,8 @@ import errno
 import io
 import os
 import stat
+import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +109,7 @@ class FileUploader:
             raise UsageError(f"{uri}: the path needs a key template, e.g. file:///mnt/logs/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
         root = head.rsplit("/", 1)[0] or "/"
         self.uri = uri
+        self.throttle = Throttle(getattr(options, "max_bandwidth", None))
         self.root = root
         self.template = path[len(root):].lstrip("/")
 
@@ -136,6 +139,7 @@ class FileUploader:
                 source = os.fstat(local.fd)
                 fsutil.copy_metadata(source, temp_fd)
                 for chunk in fsutil.read_chunks(local.fd, check=check_stop):
+                    self.throttle.consume(len(chunk), check_stop)
                     fsutil.write_all(temp_fd, chunk)
                 os.fsync(temp_fd)
                 published = fsutil.publish(dir_fd, temp, [name])
@@ -222,15 +226,40 @@ def get_uploader(uri: str, options: argparse.Namespace | None = None, *, uploade
     return uploaders[scheme](uri, options)
 
 
-def reader(local: LocalFile, check_stop: Callable[[], None]) -> io.RawIOBase:
+class Throttle:
+    """Keeps the bytes sent by every upload of this process, together, under a
+    rate (--max-bandwidth), for hosts on thin links. Thread-safe."""
+
+    def __init__(self, bytes_per_second: float | None) -> None:
+        self.rate = bytes_per_second
+        self._lock = threading.Lock()
+        self._free_at = time.monotonic()
+
+    def consume(self, size: int, check_stop: Callable[[], None]) -> None:
+        """Waits until size more bytes may go out; checks for a stop while waiting."""
+        if not self.rate or size <= 0:
+            return
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + size / self.rate
+        while (delay := start - time.monotonic()) > 0:
+            check_stop()
+            time.sleep(min(delay, 0.2))
+
+
+UNTHROTTLED = Throttle(None)
+
+
+def reader(local: LocalFile, check_stop: Callable[[], None], throttle: Throttle = UNTHROTTLED) -> io.RawIOBase:
     """A seekable file object over local.fd that stops mid-body on a stop request."""
-    return _StopAwareReader(local.fd, check_stop)
+    return _StopAwareReader(local.fd, check_stop, throttle)
 
 
 class _StopAwareReader(io.RawIOBase):
-    def __init__(self, fd: int, check_stop: Callable[[], None]) -> None:
+    def __init__(self, fd: int, check_stop: Callable[[], None], throttle: Throttle) -> None:
         self._fd = fd
         self._check_stop = check_stop
+        self._throttle = throttle
         self._offset = 0
 
     def readable(self) -> bool:
@@ -254,6 +283,7 @@ class _StopAwareReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         self._check_stop()
         data = os.pread(self._fd, len(buffer), self._offset)
+        self._throttle.consume(len(data), self._check_stop)
         buffer[: len(data)] = data
         self._offset += len(data)
         return len(data)
