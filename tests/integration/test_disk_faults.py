@@ -154,7 +154,8 @@ class FailingRaw(io.RawIOBase):
         return self.raw.write(data)
 
     def flush(self):
-        self.raw.flush()
+        if not self.raw.closed:  # also called when this wrapper is collected
+            self.raw.flush()
 
 
 if spec["target"] == "codec":
@@ -374,7 +375,8 @@ class FailingRaw(io.RawIOBase):
         return self.raw.write(data)
 
     def flush(self) -> None:
-        self.raw.flush()
+        if not self.raw.closed:  # also called when this wrapper is collected
+            self.raw.flush()
 
 
 class FailingWriter:
