@@ -41,6 +41,7 @@ def hold(code: str, path, ready: str) -> subprocess.Popen:
 def release(process: subprocess.Popen) -> None:
     process.stdin.close()
     process.wait(timeout=10)
+    process.stdout.close()
 
 
 def test_file_held_open_for_writing_waits_for_its_writer(make_logs):
