@@ -27,6 +27,7 @@ setup(
             "hypothesis>=6",
             "moto[server]>=5.0.20",
             "sentry-sdk>=1.0",
+            "ruff>=0.5",
         ],
     },
     entry_points={

@@ -11,5 +11,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
+"$VENV/bin/ruff" check logjam tests
 export PYTHONDEVMODE=1
 exec "$VENV/bin/python" -m pytest -p no:cacheprovider --strict-markers -ra "$@" tests

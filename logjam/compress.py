@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from logjam import fsutil
 from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
 from logjam.errors import FileError, NotReady, Skipped, UsageError
+from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security, open_for_writing
-from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.service import EXIT_STATUS_HELP, PassStats, Stop, add_common_arguments, directory_lock, main_runner
 
 log = logging.getLogger("logjam.compress")

@@ -22,17 +22,17 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import zstandard
+
 from logjam import fsutil
 from logjam.codecs import codec_for_filename
 from logjam.errors import FileError, UsageError
+from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
+from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
-from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.service import EXIT_STATUS_HELP, PassStats, Stop, add_common_arguments, directory_lock, main_runner
 from logjam.template import KeyTemplate, upload_duplicate_filename
-import zstandard
-
-from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
 from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
 
 log = logging.getLogger("logjam.upload")

@@ -50,7 +50,7 @@ RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<logger>\S+) (?P<l
 
 # Names that are not plain ASCII: a space, Unicode, and a byte that is not UTF-8.
 ODD_NAMES = [
-    "app log-20130727T1200Z.log".encode(),
+    b"app log-20130727T1200Z.log",
     "café-20130727T1200Z.log".encode(),
     "日本-20130727T1200Z.log".encode(),
     b"caf\xe9-20130727T1200Z.log",
@@ -108,7 +108,7 @@ def infos(stderr: str) -> list[str]:
 
 # -- running a command as a user for whom permission bits count ------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unprivileged_python() -> tuple[str, str] | None:
     """(interpreter, PYTHONPATH) with which uid 65534 can run logjam, or None.
 

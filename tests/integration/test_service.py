@@ -10,7 +10,8 @@ import time
 import pytest
 
 from logjam.errors import ExitStatus
-from logjam.service import Stop, run as run_service
+from logjam.service import Stop
+from logjam.service import run as run_service
 from tests.conftest import clean_env, script, wait_for
 
 OLD = "app-20130727T1200Z.log"
