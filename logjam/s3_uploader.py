@@ -31,7 +31,7 @@ from logjam.uploaders import LocalFile, PutResult, RemoteObject, Throttle, reade
 log = logging.getLogger("logjam.upload")
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # one PUT below this: the fewest requests
-PART_SIZE = 16 * 1024 * 1024  # memory held per part in flight
+PART_SIZE = 8 * 1024 * 1024  # memory held per part in flight (as the AWS CLI)
 MAX_PARTS = 10_000
 PART_WORKERS = 4
 
@@ -85,7 +85,7 @@ class S3Uploader:
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client = None
         # PART_WORKERS part buffers for the whole process, allocated once and
-        # reused: fresh 16 MiB bytes per part let glibc's per-thread arenas
+        # reused: fresh bytes per part let glibc's per-thread arenas
         # keep growing (measured: 300 MB for 4 x 256 MB files at --jobs 4).
         self._part_buffers: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._part_buffer_count = 0

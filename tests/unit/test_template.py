@@ -299,12 +299,12 @@ def test_candidate_keys_spec_example():
 def test_part_size_for(size, expected):
     part_size = part_size_for(size)
     assert part_size == expected
-    assert part_size >= 16 * MiB
+    assert part_size >= 8 * MiB
     assert math.ceil(size / part_size) <= 10_000
 
 
-def test_part_size_default_is_16_mib_and_at_most_10000_parts():
-    assert PART_SIZE == 16 * MiB
+def test_part_size_default_is_8_mib_as_the_aws_cli_and_at_most_10000_parts():
+    assert PART_SIZE == 8 * MiB
     assert MAX_PARTS == 10_000
 
 
