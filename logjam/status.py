@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass, field
 from logjam import __version__, fsutil
 from logjam.codecs import codec_for_filename
 from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
-from logjam.errors import ExitStatus, UsageError
+from logjam.errors import ExitStatus, LogjamError, UsageError
 from logjam.parse import parse_filename
-from logjam.upload import LEDGER_DIRNAME
+from logjam.template import KeyTemplate
+from logjam.upload import LEDGER_DIRNAME, Ledger
+from logjam.uploaders import Uploader, get_uploader
 
 STATES = ("live", "finished", "archived", "uploaded")
 
@@ -39,6 +41,7 @@ class StreamStatus:
     finished: Tally = field(default_factory=Tally)  # finished, not yet compressed
     archived: Tally = field(default_factory=Tally)  # compressed, waiting for upload
     uploaded: Tally = field(default_factory=Tally)  # uploaded, kept locally
+    missing: Tally | None = None  # of those, not at the destination (with --check)
     oldest_waiting: datetime.datetime | None = None
 
     def waiting(self, hour: datetime.datetime) -> None:
@@ -57,8 +60,11 @@ def _size(path: str) -> int:
         return 0
 
 
-def directory_status(log_dir: str, *, now: datetime.datetime) -> list[StreamStatus]:
-    """Takes a log directory. Returns the status of each of its streams, sorted."""
+def directory_status(
+    log_dir: str, *, now: datetime.datetime, uploader: Uploader | None = None
+) -> list[StreamStatus]:
+    """Takes a log directory. Returns the status of each of its streams, sorted.
+    With an uploader, each uploaded file kept locally is looked up (one HEAD each)."""
     dir_fd = fsutil.open_given_dir(log_dir)
     try:
         names = os.listdir(dir_fd)
@@ -102,11 +108,30 @@ def directory_status(log_dir: str, *, now: datetime.datetime) -> list[StreamStat
         extension = logfile.extension[: -len(codec.extension)] if codec else logfile.extension
         status = status_of(logfile.prefix, logfile.suffix, extension)
         tally = status.uploaded if name in uploaded else status.archived
+        size = _size(os.path.join(archive, name))
         tally.files += 1
-        tally.bytes += _size(os.path.join(archive, name))
+        tally.bytes += size
         if name not in uploaded:
             status.waiting(logfile.timestamp)
+        elif uploader is not None:
+            status.missing = status.missing or Tally()
+            if not _at_destination(uploader, archive, name):
+                status.missing.files += 1
+                status.missing.bytes += size
     return [streams[name] for name in sorted(streams)]
+
+
+def _at_destination(uploader: Uploader, archive: str, name: str) -> bool:
+    archive_fd = fsutil.open_given_dir(archive)
+    try:
+        fields = Ledger(archive_fd).read(name)
+    finally:
+        os.close(archive_fd)
+    key = fields.get("key")
+    if key is None or fields.get("destination") != uploader.describe(key):
+        return False  # recorded for another destination
+    remote = uploader.head(key)
+    return remote is not None and str(remote.size) == fields.get("size")
 
 
 def _human_bytes(size: int) -> str:
@@ -128,11 +153,16 @@ def _human_age(seconds: float) -> str:
 
 def format_table(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime) -> str:
     """The human view: one row per stream."""
-    header = ("STREAM", "LIVE", "TO COMPRESS", "TO UPLOAD", "UPLOADED, KEPT", "OLDEST WAITING")
+    checked = any(status.missing is not None for status in streams)
+    header = ("STREAM", "LIVE", "TO COMPRESS", "TO UPLOAD", "UPLOADED, KEPT",
+              *(("NOT AT DESTINATION",) if checked else ()), "OLDEST WAITING")
     rows = [header]
     for status in streams:
         cells = [status.stream]
-        for tally in (status.live, status.finished, status.archived, status.uploaded):
+        tallies = [status.live, status.finished, status.archived, status.uploaded]
+        if checked:
+            tallies.append(status.missing or Tally())
+        for tally in tallies:
             cells.append(f"{tally.files}" + (f" ({_human_bytes(tally.bytes)})" if tally.files else ""))
         age = (now - status.oldest_waiting).total_seconds() if status.oldest_waiting else None
         cells.append(_human_age(age) if age is not None else "-")
@@ -167,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("directories", nargs="+", metavar="DIR", help="a directory logjam-compress works on")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--check", metavar="URI", default=None,
+                        help="also look up each uploaded file kept locally at this destination "
+                             "(one HEAD request each; credentials as for logjam-upload)")
+    parser.add_argument("--endpoint-url", default=None, metavar="URL", help="an S3-compatible endpoint, with --check")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -180,10 +214,16 @@ def main(argv: Sequence[str] | None = None, *,
         return int(exit.code or 0)
     now = clock()
     try:
-        report = [(log_dir, directory_status(log_dir, now=now)) for log_dir in args.directories]
-    except UsageError as error:
+        uploader = None
+        if args.check:
+            uploader = get_uploader(args.check, args)
+            KeyTemplate.parse(uploader.template)
+            uploader.check_uri()
+            uploader.connect()
+        report = [(log_dir, directory_status(log_dir, now=now, uploader=uploader)) for log_dir in args.directories]
+    except LogjamError as error:
         print(f"logjam-status: error: {error}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return error.exit_status
     if args.json:
         text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
     else:

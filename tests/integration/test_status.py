@@ -61,3 +61,32 @@ def test_missing_directory_is_a_usage_error(tmp_path):
     result = run("logjam-status", tmp_path / "nope")
     assert result.returncode == 2
     assert result.stderr.strip() == f"logjam-status: error: {tmp_path / 'nope'}: no such directory"
+
+
+def test_check_looks_up_each_kept_upload_at_the_destination(tmp_path, s3_proxy, s3_client, bucket):
+    import gzip
+
+    from tests.conftest import clean_env
+    from tests.integration.test_upload_s3 import TEMPLATE
+
+    log_dir = tmp_path / "logs"
+    archive = log_dir / "archive"
+    archive.mkdir(parents=True)
+    for hour in ("10", "11"):
+        (archive / f"app-20130727T{hour}00Z.log.gz").write_bytes(gzip.compress(hour.encode()))
+    uri = f"s3://{bucket}/{TEMPLATE}"
+    assert run("logjam-upload", "--once", "--endpoint-url", s3_proxy.url, archive, uri).returncode == 0
+    s3_client.delete_object(Bucket=bucket, Key="app/2013/07/27/app-20130727T1000Z.log.gz")
+    s3_proxy.clear()
+
+    result = run("logjam-status", "--json", "--check", uri, "--endpoint-url", s3_proxy.url, log_dir,
+                 env=clean_env())
+
+    assert result.returncode == 0, result.stderr
+    [report] = json.loads(result.stdout)
+    [app] = report["streams"]
+    assert app["uploaded"]["files"] == 2
+    assert app["missing"]["files"] == 1
+    assert sorted(method for method, _ in s3_proxy.calls()) == ["HEAD", "HEAD"]
+    local_only = run("logjam-status", "--json", log_dir)
+    assert json.loads(local_only.stdout)[0]["streams"][0]["missing"] is None
