@@ -662,7 +662,7 @@ def bench_rss(args, corpus: Corpus, work: Path, s3: MotoServer, proxy: S3Proxy, 
         result.requests = len(proxy.calls())
         if s3.count(bucket) != 1:
             raise RuntimeError(f"{label}: the object is not in the bucket")
-        record(label, result, s3_mb, ("16 MiB parts, 4 at once; " if label.startswith("logjam")
+        record(label, result, s3_mb, ("8 MiB parts, 4 at once; " if label.startswith("logjam")
                                       else "8 MiB parts, 10 at once; ") + methods(proxy))
     # Several big files at once: --jobs files in flight, each with its parts in flight.
     os.unlink(archive / name)
@@ -821,7 +821,7 @@ def main(argv=None) -> int:
             if args.small_files:
                 progress(f"compression: {args.small_files} x 2 MB")
                 table.section(f"Compression, small files: {args.small_files} files x 2 MB "
-                              f"(logjam compresses files under 32 MB side by side)")
+                              f"(logjam compresses several files side by side)")
                 small = bench_compression(args, corpus, work, table, files=args.small_files, file_mb=2,
                                           label="small", seed=100, tools=["gzip", "pigz", "logjam gzip ("])
                 add_compression_rows(table, small)
