@@ -8,7 +8,6 @@ original before its compressed copy is durable and verified.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import datetime
 import errno
@@ -20,6 +19,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from logjam import fsutil
 from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
@@ -27,9 +27,18 @@ from logjam.errors import FileError, NotReady, Skipped, UsageError
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security, open_for_writing
-from logjam.service import EXIT_STATUS_HELP, PassStats, Stop, add_common_arguments, directory_lock, main_runner
+from logjam.service import (
+    EXIT_STATUS_HELP,
+    PassStats,
+    Stop,
+    add_common_arguments,
+    directory_lock,
+    main_runner,
+    map_concurrently,
+)
 
 log = logging.getLogger("logjam.compress")
+R = TypeVar("R")
 
 ONE_HOUR_PLUS = datetime.timedelta(hours=1, minutes=5)
 ARCHIVE_DIRNAME = "archive"
@@ -315,19 +324,10 @@ def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: Compres
     stats = PassStats()
     not_ready = _readiness(log_dir, options.min_quiet)
     for logfile in yield_old_logfiles(os.listdir(dir_fd), now):
-        try:
-            source_fd, source = open_source(dir_fd, logfile.filename, not_ready)
-        except NotReady as waiting:
-            log.info("%s/%s", log_dir, waiting)
-            stats.waiting(logfile.timestamp)
+        opened = _attempt(lambda: open_source(dir_fd, logfile.filename, not_ready), log_dir, logfile, stats)
+        if opened is None:
             continue
-        except Skipped as skipped:
-            log.warning("%s/%s", log_dir, skipped)
-            continue
-        except FileError as error:
-            log.error("%s/%s", log_dir, error)
-            stats.waiting(logfile.timestamp, failed=True)
-            continue
+        source_fd, source = opened
         os.close(source_fd)
         print(f"would compress {log_dir}/{logfile.filename} -> "
               f"{log_dir}/{ARCHIVE_DIRNAME}/{logfile.filename}{options.codec.extension} ({source.st_size} bytes)",
@@ -379,21 +379,14 @@ def _compress_each(
 
     def one(logfile: LogFile, file_threads: int) -> None:
         check_stop()
-        try:
-            done = compress_logfile(
+        done = _attempt(
+            lambda: compress_logfile(
                 dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
                 threads=file_threads, check_stop=check_stop, not_ready=not_ready,
-            )
-        except NotReady as waiting:
-            log.info("%s/%s", log_dir, waiting)
-            stats.waiting(logfile.timestamp)
-            return
-        except Skipped as skipped:
-            log.warning("%s/%s", log_dir, skipped)
-            return
-        except (FileError, OSError) as error:
-            log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))
-            stats.waiting(logfile.timestamp, failed=True)
+            ),
+            log_dir, logfile, stats,
+        )
+        if done is None:
             return
         stats.done(done.original_size)
         bar.advance(done.original_size)
@@ -408,18 +401,27 @@ def _compress_each(
     # two single-threaded zlib-ng streams ran 1.4 times as fast as one
     # threaded stream (bench/). A lone file gets every thread.
     if threads > 1 and len(logfiles) > 1:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = [pool.submit(one, logfile, 1) for logfile in logfiles]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # the others roll back too
-                raise
+        map_concurrently(lambda logfile: one(logfile, 1), logfiles, workers=threads)
     else:
         for logfile in logfiles:
             one(logfile, threads)
     return stats
+
+
+def _attempt(action: Callable[[], R], log_dir: str, logfile: LogFile, stats: PassStats) -> R | None:
+    """Runs action for one file. Returns its result, or None after logging why
+    not and counting the file as waiting (and failed, for an error)."""
+    try:
+        return action()
+    except NotReady as waiting:
+        log.info("%s/%s", log_dir, waiting)
+        stats.waiting(logfile.timestamp)
+    except Skipped as skipped:
+        log.warning("%s/%s", log_dir, skipped)
+    except (FileError, OSError) as error:
+        log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))
+        stats.waiting(logfile.timestamp, failed=True)
+    return None
 
 
 def _reason(error: Exception, name: str) -> str:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import concurrent.futures
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import queue
@@ -26,7 +24,8 @@ import botocore.exceptions
 from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
 from logjam.integrity import METADATA_SHA256
-from logjam.uploaders import LocalFile, PutResult, RemoteObject, Throttle, reader
+from logjam.service import map_concurrently
+from logjam.uploaders import LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
 
 log = logging.getLogger("logjam.upload")
 
@@ -173,18 +172,12 @@ class S3Uploader:
                     checksum = _b64(hashlib.sha256(body).digest())
                     response = self.client.upload_part(
                         Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                        Body=_MemoryReader(body), ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                        Body=OffsetReader(lambda at, size: body[at:at + size], len(body)), ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
                     )
                 return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
             numbers = range(1, -(-local.size // part_size) + 1)
-            with concurrent.futures.ThreadPoolExecutor(max_workers=PART_WORKERS) as pool:
-                futures = [pool.submit(upload_part, number) for number in numbers]
-                try:
-                    parts = [future.result() for future in futures]
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+            parts = map_concurrently(upload_part, numbers, workers=PART_WORKERS)
             check_stop()
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id,
@@ -342,31 +335,3 @@ def _pread_into(fd: int, buffer: bytearray, length: int, offset: int) -> memoryv
             raise FileError("file shrank while uploading")
         done += count
     return view
-
-
-class _MemoryReader(io.RawIOBase):
-    """A seekable reader over a part buffer, so the body is sent without a copy."""
-
-    def __init__(self, view: memoryview) -> None:
-        self._view = view
-        self._offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._offset
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._offset, io.SEEK_END: len(self._view)}[whence]
-        self._offset = base + offset
-        return self._offset
-
-    def readinto(self, buffer) -> int:
-        chunk = self._view[self._offset:self._offset + len(buffer)]
-        buffer[: len(chunk)] = chunk
-        self._offset += len(chunk)
-        return len(chunk)

@@ -7,6 +7,7 @@ process ends.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime
 import errno
@@ -20,11 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from logjam import __version__, fsutil
 from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
 
 log = logging.getLogger("logjam")
+T = TypeVar("T")
+R = TypeVar("R")
 
 MIN_SLEEP = 1.0
 STOP_GRACE = 4.0  # seconds from SIGTERM to a forced (but clean) exit
@@ -91,6 +95,23 @@ class PassStats:
 
 
 Job = Callable[[Stop], PassStats]
+
+
+def map_concurrently(function: Callable[[T], R], items: Sequence[T], *, workers: int) -> list[R]:
+    """Calls function on each item, workers at a time; returns the results in order.
+
+    On a stop or an error that ends the pass, the calls in hand finish (or
+    roll back) and no new one starts, then the exception goes on.
+    """
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(function, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

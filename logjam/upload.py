@@ -9,7 +9,6 @@ archive and the ledger and makes no request at all when nothing is new.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -31,7 +30,15 @@ from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
-from logjam.service import EXIT_STATUS_HELP, PassStats, Stop, add_common_arguments, directory_lock, main_runner
+from logjam.service import (
+    EXIT_STATUS_HELP,
+    PassStats,
+    Stop,
+    add_common_arguments,
+    directory_lock,
+    main_runner,
+    map_concurrently,
+)
 from logjam.template import KeyTemplate, upload_duplicate_filename
 from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
 
@@ -285,20 +292,7 @@ def _upload_each(
             stats.done(uploaded)
             bar.advance(fsutil.size_or_zero(archive_fd, logfile.filename))
 
-    if job.jobs <= 1 or len(pending) == 1:
-        for logfile in pending:
-            one(logfile)
-        return stats
-    with concurrent.futures.ThreadPoolExecutor(max_workers=job.jobs) as pool:
-        futures = [pool.submit(one, logfile) for logfile in pending]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            # A stop or a pass-wide error (bad bucket, dead endpoint): let the
-            # uploads in hand roll back and start no new ones.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    map_concurrently(one, pending, workers=job.jobs)
     return stats
 
 

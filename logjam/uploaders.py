@@ -252,14 +252,31 @@ UNTHROTTLED = Throttle(None)
 
 def reader(local: LocalFile, check_stop: Callable[[], None], throttle: Throttle = UNTHROTTLED) -> io.RawIOBase:
     """A seekable file object over local.fd that stops mid-body on a stop request."""
-    return _StopAwareReader(local.fd, check_stop, throttle)
+    return OffsetReader(
+        lambda offset, size: os.pread(local.fd, size, offset),
+        local.size,
+        before_read=check_stop,
+        after_read=lambda count: throttle.consume(count, check_stop),
+    )
 
 
-class _StopAwareReader(io.RawIOBase):
-    def __init__(self, fd: int, check_stop: Callable[[], None], throttle: Throttle) -> None:
-        self._fd = fd
-        self._check_stop = check_stop
-        self._throttle = throttle
+class OffsetReader(io.RawIOBase):
+    """A seekable body for botocore over bytes fetched by offset (a file by
+    pread, a part buffer by slicing): nothing is copied in advance, and a
+    retry can seek back to the start."""
+
+    def __init__(
+        self,
+        read_at: Callable[[int, int], bytes | memoryview],
+        size: int,
+        *,
+        before_read: Callable[[], None] = lambda: None,
+        after_read: Callable[[int], None] = lambda count: None,
+    ) -> None:
+        self._read_at = read_at
+        self._size = size
+        self._before_read = before_read
+        self._after_read = after_read
         self._offset = 0
 
     def readable(self) -> bool:
@@ -272,21 +289,14 @@ class _StopAwareReader(io.RawIOBase):
         return self._offset
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            self._offset = offset
-        elif whence == io.SEEK_CUR:
-            self._offset += offset
-        else:
-            self._offset = os.fstat(self._fd).st_size + offset
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._offset, io.SEEK_END: self._size}[whence]
+        self._offset = base + offset
         return self._offset
 
     def readinto(self, buffer) -> int:
-        self._check_stop()
-        data = os.pread(self._fd, len(buffer), self._offset)
-        self._throttle.consume(len(data), self._check_stop)
+        self._before_read()
+        data = self._read_at(self._offset, len(buffer))
         buffer[: len(data)] = data
         self._offset += len(data)
+        self._after_read(len(data))
         return len(data)
-
-    def close(self) -> None:  # the fd belongs to the caller
-        super().close()

@@ -102,10 +102,18 @@ def bucket(s3_client):
 
 
 @pytest.fixture
+def archive(tmp_path):
+    """An empty DIR/archive/, as logjam-compress leaves it for logjam-upload."""
+    path = tmp_path / "logs" / "archive"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
 def make_logs(tmp_path):
     """Creates log files: make_logs({"app-20130727T1200Z.log": b"..."}) -> the log dir."""
     log_dir = tmp_path / "logs"
-    log_dir.mkdir()
+    log_dir.mkdir(exist_ok=True)
 
     def make(files: dict[str, bytes], directory: Path = log_dir, *, quiet_for: float = 3600) -> Path:
         # Written an hour ago unless told otherwise: quiet files, as a

@@ -19,13 +19,6 @@ def recent_name(hours_ago: int) -> str:
     return f"db-{stamp:%Y%m%dT%H}00Z.log.gz"
 
 
-@pytest.fixture
-def archive(tmp_path):
-    path = tmp_path / "logs" / "archive"
-    path.mkdir(parents=True)
-    return path
-
-
 def upload(archive, bucket, proxy, *extra):
     return run("logjam-upload", "--once", "--endpoint-url", proxy.url, *extra, archive, f"s3://{bucket}/{TEMPLATE}")
 

@@ -48,13 +48,6 @@ def label(action) -> str:
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [\w.]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 
-@pytest.fixture
-def archive(tmp_path):
-    path = tmp_path / "logs" / "archive"
-    path.mkdir(parents=True)
-    return path
-
-
 def archived(archive, hours: range, *, size: int = 2048) -> dict[str, bytes]:
     """Archived gzip logs db-20130727T{hh}00Z.log.gz. Returns {key: bytes}."""
     files = {}

@@ -14,13 +14,6 @@ from tests.integration.test_upload_s3 import NAME, TEMPLATE, upload
 KEY = f"db/2013/07/27/{NAME}"
 
 
-@pytest.fixture
-def archive(tmp_path):
-    path = tmp_path / "logs" / "archive"
-    path.mkdir(parents=True)
-    return path
-
-
 @pytest.fixture(params=["single", "multipart"])
 def archived(request, archive):
     data = gzip.compress(b"x\n") if request.param == "single" else os.urandom(6 * 1024 * 1024)

@@ -16,13 +16,6 @@ NAME = "db-20130727T1200Z.log.gz"
 
 
 @pytest.fixture
-def archive(tmp_path):
-    path = tmp_path / "logs" / "archive"
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
 def dest(tmp_path):
     path = tmp_path / "dest"
     path.mkdir()

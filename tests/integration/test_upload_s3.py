@@ -16,13 +16,6 @@ TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
 NAME = "db-20130727T1200Z.log.gz"
 
 
-@pytest.fixture
-def archive(tmp_path):
-    path = tmp_path / "logs" / "archive"
-    path.mkdir(parents=True)
-    return path
-
-
 def put_archived(archive, name: str, text: bytes) -> bytes:
     data = gzip.compress(text, mtime=0)
     (archive / name).write_bytes(data)
