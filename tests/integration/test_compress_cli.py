@@ -189,3 +189,39 @@ def test_python_dash_m_works(make_logs):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert os.listdir(log_dir / "archive") == [OLD + ".gz"]
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_gzip_output_is_one_member_that_gzip_reads(make_logs, threads):
+    import shutil
+    import subprocess
+    import zlib
+
+    original = body(7, lines=200_000)  # several MB: the threaded writer makes many blocks
+    log_dir = make_logs({OLD: original})
+    assert run("logjam-compress", "--once", "--threads", threads, log_dir).returncode == 0
+    data = (log_dir / "archive" / (OLD + ".gz")).read_bytes()
+    decompressor = zlib.decompressobj(31)
+    assert decompressor.decompress(data) == original
+    assert decompressor.eof and decompressor.unused_data == b""  # exactly one gzip member
+    if shutil.which("gzip"):
+        assert subprocess.run(["gzip", "-dc"], input=data, capture_output=True).stdout == original
+
+
+def test_zstd_codec_writes_zst_files(make_logs):
+    import zstandard
+
+    log_dir = make_logs({OLD: body(3)})
+    result = run("logjam-compress", "--once", "--codec", "zstd", "--level", "19", log_dir)
+    assert result.returncode == 0, result.stderr
+    data = (log_dir / "archive" / (OLD + ".zst")).read_bytes()
+    assert zstandard.ZstdDecompressor().stream_reader(data).read() == body(3)
+    assert not (log_dir / OLD).exists()
+
+
+@pytest.mark.parametrize("args", [["--codec", "zstd", "--level", "23"], ["--level", "0"], ["--threads", "0"]])
+def test_bad_codec_settings_are_usage_errors(make_logs, args):
+    log_dir = make_logs({OLD: b"x"})
+    result = run("logjam-compress", "--once", *args, log_dir)
+    assert result.returncode == 2
+    assert (log_dir / OLD).exists()

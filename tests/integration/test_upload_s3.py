@@ -252,3 +252,15 @@ def test_verify_checks_recorded_uploads_by_head_and_in_full(archive, bucket, s3_
     assert full_check.returncode == 1
     assert "db-20130727T1300Z.log.gz" in full_check.stderr
     assert "2 problem(s)" in full_check.stderr
+
+
+def test_zst_files_are_stored_as_application_zstd(archive, bucket, s3_proxy, s3_client):
+    import zstandard
+
+    name = "db-20130727T1200Z.log.zst"
+    (archive / name).write_bytes(zstandard.ZstdCompressor().compress(b"zstd log\n"))
+    assert upload(archive, bucket, s3_proxy).returncode == 0
+    head = s3_client.head_object(Bucket=bucket, Key=f"db/2013/07/27/{name}")
+    assert head["ContentType"] == "application/zstd"
+    assert "ContentEncoding" not in head
+    assert head["Metadata"]["logjam-log-sha256"] == hashlib.sha256(b"zstd log\n").hexdigest()
