@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import zstandard
-from zlib_ng import gzip_ng, gzip_ng_threaded
+from zlib_ng import gzip_ng, gzip_ng_threaded, zlib_ng
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,11 @@ ZSTD = Codec(
 )
 
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (GZIP, ZSTD)}
+
+# What reading a damaged compressed stream raises, whichever codec.
+CORRUPT_STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, ValueError, zlib.error, zlib_ng.error, zstandard.ZstdError,
+)
 
 
 def codec_for_filename(name: str) -> Codec | None:

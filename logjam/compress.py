@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from logjam import fsutil
-from logjam.codecs import CODECS, GZIP, Codec, available_cores, crc32
+from logjam.codecs import CODECS, CORRUPT_STREAM_ERRORS, GZIP, Codec, available_cores, crc32
 from logjam.errors import FileError, NotReady, Skipped, UsageError
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.progress import Progress, progress
@@ -217,16 +217,19 @@ def _verify(
     check_stop: Callable[[], None],
 ) -> None:
     read_length = read_checksum = 0
-    with io.FileIO(temp_fd, "rb", closefd=False) as raw:
-        raw.seek(0)
-        with codec.open_reader(raw) as reader:
-            while True:
-                check_stop()
-                chunk = reader.read(fsutil.CHUNK_SIZE)
-                if not chunk:
-                    break
-                read_length += len(chunk)
-                read_checksum = crc32(chunk, read_checksum)
+    try:
+        with io.FileIO(temp_fd, "rb", closefd=False) as raw:
+            raw.seek(0)
+            with codec.open_reader(raw) as reader:
+                while True:
+                    check_stop()
+                    chunk = reader.read(fsutil.CHUNK_SIZE)
+                    if not chunk:
+                        break
+                    read_length += len(chunk)
+                    read_checksum = crc32(chunk, read_checksum)
+    except CORRUPT_STREAM_ERRORS as error:
+        raise FileError(f"{name}: compressed copy does not read back ({error}); original kept") from None
     if (read_length, read_checksum) != (length, checksum):
         raise FileError(
             f"{name}: compressed copy does not match (read back {read_length} bytes, "
@@ -243,6 +246,11 @@ def _remove_original(dir_fd: int, name: str, source: os.stat_result) -> None:
         return
     if (current.st_dev, current.st_ino) != (source.st_dev, source.st_ino):
         log.warning("%s was replaced while being compressed; the new file is left for the next pass", name)
+        return
+    if (current.st_size, current.st_mtime_ns) != (source.st_size, source.st_mtime_ns):
+        # Appended to after the check (a writer that opens, appends, closes):
+        # keep it; the next pass archives it again as a duplicate.
+        log.warning("%s changed after it was compressed; kept for the next pass", name)
         return
     os.unlink(name, dir_fd=dir_fd)
     fsutil.fsync_dir(dir_fd)

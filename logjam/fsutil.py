@@ -10,6 +10,7 @@ temporary file that the next pass removes.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
@@ -32,11 +33,17 @@ _live_temps_lock = threading.Lock()
 
 def remove_live_temp_files() -> None:
     """Removes every temporary file still being written (for a forced exit)."""
-    with _live_temps_lock:
+    # A signal may arrive while this very thread holds the lock: never wait
+    # long; a temporary file left now is removed by the next pass.
+    if not _live_temps_lock.acquire(timeout=0.5):
+        return
+    try:
         for dir_fd, name in list(_live_temps):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=dir_fd)
         _live_temps.clear()
+    finally:
+        _live_temps_lock.release()
 
 
 def temp_name(final_name: str) -> str:
@@ -138,8 +145,8 @@ def temp_file(dir_fd: int, final_name: str, *, mode: int = 0o600) -> Iterator[tu
     the caller has already published and unlinked it.
     """
     name = temp_name(final_name)
+    fd = os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
     with _live_temps_lock:
-        fd = os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
         _live_temps.add((dir_fd, name))
     try:
         yield fd, name
@@ -179,11 +186,24 @@ def publish(dir_fd: int, temp: str, candidates: Iterable[str]) -> str | None:
 
 
 def _rename_noreplace(dir_fd: int, temp: str, name: str) -> bool:
-    # Without hard links, fall back to an exclusive create of the final name
-    # followed by a rename over our own placeholder.
-    try:
-        os.close(os.open(name, CREATE_FLAGS, 0o600, dir_fd=dir_fd))
-    except FileExistsError:
+    # Without hard links, renameat2(RENAME_NOREPLACE) moves the file into
+    # place atomically and refuses an existing name. (A placeholder created
+    # first would show readers an empty file under the final name.)
+    result = _renameat2(dir_fd, os.fsencode(temp), dir_fd, os.fsencode(name), RENAME_NOREPLACE)
+    if result == 0:
+        return True
+    error = ctypes.get_errno()
+    if error == errno.EEXIST:
         return False
-    os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    return True
+    raise OSError(error, f"cannot move into place without replacing ({os.strerror(error)})", name)
+
+
+RENAME_NOREPLACE = 1
+
+
+def _renameat2(*args) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        ctypes.set_errno(errno.ENOSYS)
+        return -1
+    return libc.renameat2(*args)

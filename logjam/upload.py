@@ -21,12 +21,10 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import zstandard
-
 from logjam import fsutil
-from logjam.codecs import codec_for_filename
+from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.errors import FileError, UsageError
-from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
+from logjam.integrity import METADATA_SHA256, Fingerprint, file_fingerprint, fingerprint
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
@@ -115,14 +113,16 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def names(self) -> set[str]:
-        """The names recorded as uploaded (stale temporary markers are removed)."""
+    def names(self, *, clean: bool = True) -> set[str]:
+        """The names recorded as uploaded. With clean (only under the archive's
+        lock), stale temporary markers are removed."""
         fd = self._open(create=False)
         if fd is None:
             return set()
         try:
             names = os.listdir(fd)
-            fsutil.remove_stale_temp_files(fd, names)
+            if clean:
+                fsutil.remove_stale_temp_files(fd, names)
             return {name for name in names if not fsutil.is_temp_name(name)}
         finally:
             os.close(fd)
@@ -228,18 +228,47 @@ def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str) -> None:
         log.info("%s/%s: uploaded to %s, not to this destination; kept (cannot confirm it is there)",
                     job.archive_dir, name, fields.get("destination", "an unknown destination"))
         return
+    local = _local_fingerprint(archive_fd, name)
+    if local is None or (str(local.size), local.sha256) != (fields.get("size"), fields.get("sha256")):
+        # Not the file that was uploaded (a late copy took the name): upload it.
+        log.warning("%s/%s is not the file recorded as uploaded; kept, and will upload it", job.archive_dir, name)
+        ledger.forget(name)
+        return
     job.uploader.connect()
     remote = job.uploader.head(key)
-    if remote is None or str(remote.size) != fields.get("size"):
+    remote_sha = remote.metadata.get(METADATA_SHA256) if remote is not None else None
+    if remote is None or str(remote.size) != fields["size"] or remote_sha not in (None, fields["sha256"]):
         log.warning("%s is missing (or changed) at the destination; kept %s/%s and will upload it again",
                     fields["destination"], job.archive_dir, name)
         ledger.forget(name)
         return
+    # Marker first: a crash in between leaves a file that is sent again (and
+    # found identical), never a marker that vouches for a file it never saw.
+    ledger.forget(name)
     os.unlink(name, dir_fd=archive_fd)
     fsutil.fsync_dir(archive_fd)
-    ledger.forget(name)
     log.info("deleted %s/%s (uploaded to %s, older than %s)", job.archive_dir, name, fields["destination"],
              _format_duration(job.delete_after))
+
+
+def _same_file(dir_fd: int, name: str, opened: os.stat_result) -> bool:
+    """Whether name still is the file that was opened (and uploaded)."""
+    try:
+        current = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _local_fingerprint(archive_fd: int, name: str) -> Fingerprint | None:
+    try:
+        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=archive_fd)
+    except OSError:
+        return None
+    try:
+        return file_fingerprint(fd, None)
+    finally:
+        os.close(fd)
 
 
 def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
@@ -247,7 +276,7 @@ def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
     stats = PassStats()
     ledger = Ledger(archive_fd)
     archive_names = os.listdir(archive_fd)
-    uploaded = ledger.names()
+    uploaded = ledger.names(clean=False)
     if job.delete_after is not None:
         for name in expired(uploaded, job.clock() - job.delete_after):
             if name in archive_names:
@@ -319,7 +348,7 @@ def upload_logfile(
         codec = codec_for_filename(name)
         try:
             print_ = file_fingerprint(fd, codec, check_stop=check_stop)
-        except (OSError, EOFError, ValueError, zstandard.ZstdError) as error:
+        except CORRUPT_STREAM_ERRORS as error:
             # Still the only copy: ship the bytes as they are, without a log fingerprint.
             log.warning("%s/%s does not decompress (%s); uploading it as it is", job.archive_dir, name, error)
             print_ = file_fingerprint(fd, None, check_stop=check_stop)
@@ -337,7 +366,7 @@ def upload_logfile(
             if index and result is PutResult.STORED:
                 log.warning("%s holds other content; uploaded %s beside it as %s",
                             job.uploader.describe(keys[0]), name, destination)
-            if os.fstat(fd).st_size != size:
+            if os.fstat(fd).st_size != size or not _same_file(archive_fd, name, source):
                 raise FileError("changed while uploading; will retry")
             ledger.record(name, key=key, destination=destination, fingerprint=print_, source=source)
             verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
@@ -356,7 +385,7 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
     archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
         ledger = Ledger(archive_fd)
-        names = sorted(ledger.names())
+        names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
         job.uploader.connect()
         problems = skipped = 0
         for name in names:
@@ -395,11 +424,13 @@ def _verify_one(uploader: Uploader, key: str, fields: dict[str, str], *, full: b
             return f"{field} metadata is {meta}, recorded {fields[field]}"
     if not full:
         return None
-    with contextlib.closing(uploader.open_object(key)) as stream:
-        try:
+    try:
+        with contextlib.closing(uploader.open_object(key)) as stream:
             found = fingerprint(stream, codec_for_filename(key), check_stop=check_stop)
-        except (OSError, EOFError, ValueError, zstandard.ZstdError) as error:
-            return f"does not decompress: {error}"
+    except FileNotFoundError:
+        return "missing at the destination"
+    except CORRUPT_STREAM_ERRORS as error:
+        return f"cannot be read back in full or does not decompress: {error}"
     for field in ("size", "sha256", "log_sha256", "log_length"):
         value = getattr(found, field)
         if fields.get(field) is not None and str(value) != fields[field]:

@@ -15,7 +15,6 @@ CONFLICT into a try at the next duplicate key.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
 import errno
 import io
@@ -134,6 +133,8 @@ class FileUploader:
             _remove_own_stale_temps(dir_fd, name)
             existing = _existing(dir_fd, name, local, check_stop)
             if existing is not None:
+                if existing is PutResult.IDENTICAL:
+                    fsutil.fsync_dir(dir_fd)  # durable before it is recorded
                 return existing
             with fsutil.temp_file(dir_fd, name) as (temp_fd, temp):
                 source = os.fstat(local.fd)
@@ -171,8 +172,11 @@ def _key_components(key: str) -> list[str]:
 
 
 def _enter(dir_fd: int, folder: str, key: str) -> int:
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(folder, 0o755, dir_fd=dir_fd)
+        fsutil.fsync_dir(dir_fd)  # the new folder outlives a power cut
+    except FileExistsError:
+        pass
     try:
         child = fsutil.open_dir(folder, dir_fd=dir_fd)
     except OSError as error:

@@ -515,3 +515,36 @@ def test_compress_logfile_succeeds_with_the_same_codec_unbroken(one_log):
     assert done.archived == NAME + ".gz"
     assert not (log_dir / NAME).exists()
     assert gzip.decompress((log_dir / "archive" / done.archived).read_bytes()) == data
+
+
+def test_compress_read_back_that_raises_a_codec_error_is_a_file_error(tmp_path):
+    import dataclasses
+
+    from zlib_ng import zlib_ng
+
+    from logjam.codecs import GZIP
+    from logjam.compress import compress_logfile
+    from logjam.errors import FileError
+    from logjam.parse import parse_filename
+
+    class BrokenReader(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise zlib_ng.error("Error -3 while decompressing data: invalid block type")
+
+    codec = dataclasses.replace(GZIP, open_reader=lambda raw: BrokenReader())
+    log_dir = tmp_path / "logs"
+    (log_dir / "archive").mkdir(parents=True)
+    (log_dir / NAME).write_bytes(b"the only copy\n")
+    dir_fd = os.open(log_dir, os.O_RDONLY)
+    archive_fd = os.open(log_dir / "archive", os.O_RDONLY)
+    try:
+        with pytest.raises(FileError, match="does not read back"):
+            compress_logfile(dir_fd, archive_fd, parse_filename(NAME), codec=codec)
+    finally:
+        os.close(dir_fd)
+        os.close(archive_fd)
+    assert (log_dir / NAME).read_bytes() == b"the only copy\n"
+    assert os.listdir(log_dir / "archive") == []

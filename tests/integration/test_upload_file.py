@@ -118,3 +118,37 @@ def test_unknown_scheme_is_a_usage_error(archive):
     assert result.stderr.strip().splitlines() == [
         f"logjam-upload: error: ftp://host/{TEMPLATE}: no uploader for scheme ftp:// (known: file://, s3://)"
     ]
+
+
+def test_a_corrupt_archive_is_shipped_as_it_is_and_stops_nothing(archive, dest):
+    good = {f"db-20130727T{hour:02d}00Z.log.gz": gzip.compress(b"good %d\n" % hour) for hour in range(1, 6)}
+    for name, data in good.items():
+        (archive / name).write_bytes(data)
+    corrupt = gzip.compress(b"x" * 100_000)
+    corrupt = corrupt[:40] + bytes(b ^ 0xFF for b in corrupt[40:60]) + corrupt[60:]
+    (archive / NAME).write_bytes(corrupt)
+
+    result = run("logjam-upload", "--once", "--jobs", "1", archive, f"file://{dest}/{TEMPLATE}")
+
+    assert result.returncode == 0, result.stderr
+    assert "does not decompress" in result.stderr and "uploading it as it is" in result.stderr
+    assert tree(dest) == {f"db/2013/07/27/{name}": data for name, data in {**good, NAME: corrupt}.items()}
+
+
+def test_retention_never_deletes_a_file_that_is_not_the_one_uploaded(archive, dest):
+    (archive / NAME).write_bytes(b"first copy, uploaded")
+    assert upload(archive, f"file://{dest}/{TEMPLATE}").returncode == 0
+    # The name now holds other bytes of the same size (a late copy archived
+    # under a freed name, or a marker left by a crash): never delete them.
+    (archive / NAME).unlink()
+    (archive / NAME).write_bytes(b"later copy, not sent")
+
+    result = run("logjam-upload", "--once", "--delete-uploaded-after", "1d", archive, f"file://{dest}/{TEMPLATE}")
+
+    assert result.returncode == 0, result.stderr
+    assert (archive / NAME).read_bytes() == b"later copy, not sent"
+    assert "is not the file recorded as uploaded" in result.stderr
+    assert tree(dest) == {
+        f"db/2013/07/27/{NAME}": b"first copy, uploaded",
+        "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": b"later copy, not sent",
+    }
