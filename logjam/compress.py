@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import errno
 import io
 import itertools
 import logging
@@ -176,15 +175,10 @@ def open_source(
     Raises Skipped for what must not be touched, NotReady for what is still
     being written, FileError if it cannot be read."""
     try:
-        source_fd = os.open(name, fsutil.READ_FLAGS, dir_fd=dir_fd)
+        source_fd, source = fsutil.open_regular(dir_fd, name)
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise Skipped(f"{name}: a symbolic link; never followed, left alone") from None
         raise FileError(f"{name}: cannot open: {error.strerror}") from error
     try:
-        source = os.fstat(source_fd)
-        if not stat.S_ISREG(source.st_mode):
-            raise Skipped(f"{name}: not a regular file; left alone")
         if source.st_nlink > 1 and os.geteuid() == 0:
             raise Skipped(f"{name}: has {source.st_nlink} hard links (maybe to a file that is not a log); left alone")
         reason = not_ready(source)

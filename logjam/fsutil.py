@@ -97,6 +97,25 @@ def remove_stale_temp_files(dir_fd: int, names: Iterable[str] | None = None) -> 
     return removed
 
 
+def open_regular(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
+    """Opens a regular file in dir_fd for reading, never through a link.
+    Returns (fd, stat). Raises Skipped for a link or anything but a regular
+    file; other OSErrors go to the caller."""
+    from logjam.errors import Skipped
+
+    try:
+        fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Skipped(f"{name}: a symbolic link; never followed, left alone") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise Skipped(f"{name}: not a regular file; left alone")
+    return fd, info
+
+
 def size_or_zero(dir_fd: int, name: str) -> int:
     """The size of a directory entry, not following links; 0 if it cannot be read."""
     try:

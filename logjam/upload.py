@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
-import errno
 import logging
 import os
 import socket
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 
 from logjam import fsutil
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
-from logjam.errors import FileError, UsageError
+from logjam.errors import FileError, Skipped, UsageError
 from logjam.integrity import METADATA_SHA256, Fingerprint, file_fingerprint, fingerprint
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.progress import Progress, progress
@@ -327,24 +326,20 @@ def _upload_each(
 
 def upload_logfile(
     job: UploadJob, archive_fd: int, ledger: Ledger, logfile: LogFile, *, check_stop: Callable[[], None]
-) -> str | None:
+) -> int | None:
     """Uploads one archived file to its key (or the first free duplicate key),
     then records it. Returns the bytes sent, or None if skipped."""
     name = logfile.filename
     try:
-        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=archive_fd)
+        fd, source = fsutil.open_regular(archive_fd, name)
+    except Skipped as skipped:
+        log.warning("%s/%s", job.archive_dir, skipped)
+        return None
     except FileNotFoundError:
         return None  # removed since the listing
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            log.warning("%s/%s: a symbolic link; never followed, left alone", job.archive_dir, name)
-            return None
         raise FileError(f"cannot open: {error.strerror}") from None
     try:
-        source = os.fstat(fd)
-        if not stat.S_ISREG(source.st_mode):
-            log.warning("%s/%s: not a regular file; left alone", job.archive_dir, name)
-            return None
         codec = codec_for_filename(name)
         try:
             print_ = file_fingerprint(fd, codec, check_stop=check_stop)
