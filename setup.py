@@ -35,6 +35,7 @@ setup(
             "logjam-compress = logjam.compress:main",
             "logjam-upload = logjam.upload:main",
             "logjam-status = logjam.status:main",
+            "logjam-cat = logjam.cat:main",
         ],
     },
     classifiers=[
