@@ -307,6 +307,7 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
     what stops everything (a bad URI, an unreadable listing)."""
     archive: Archive = get_uploader(args.uri, args)  # type: ignore[assignment]
     KeyTemplate.parse(archive.template)
+    archive.check_uri()
     matcher = KeyMatcher(archive.template)
     query = make_query(args, now=now, uses_hostname=matcher.uses_hostname)
     out_fd = None
@@ -314,7 +315,6 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
         with contextlib.suppress(OSError):  # a failure is reported by opening it
             os.makedirs(args.output_dir, exist_ok=True)
         out_fd = fsutil.open_given_dir(args.output_dir)
-    archive.check_uri()
     archive.connect()
     try:
         wanted = find(archive, query, matcher=matcher)
