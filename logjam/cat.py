@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import BinaryIO, Protocol, TypeVar
 
 from logjam import __version__, fsutil
@@ -197,7 +197,7 @@ def _existing_sha256(dir_fd: int, name: str) -> str | None:
 
 
 def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
-             stop: threading.Event) -> Iterator[tuple[T, R | LogjamError]]:
+             stop: threading.Event) -> Generator[tuple[T, R | LogjamError], None, None]:
     """Yields (item, function(item) or the LogjamError it raised), in the
     items' order, with up to jobs calls running ahead of the consumer.
     Closing the iterator stops the calls in hand."""

@@ -15,7 +15,7 @@ import queue
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.config
@@ -244,8 +244,9 @@ class S3Uploader:
 
     def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Every key that starts with prefix, with its size (one LIST per 1,000 keys)."""
+        client: Any = self.client  # set by connect()
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield item["Key"], item["Size"]
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
@@ -253,8 +254,9 @@ class S3Uploader:
 
     def list_levels(self, prefix: str) -> list[str]:
         """The common prefixes of the keys below prefix, up to the next "/"."""
+        client: Any = self.client
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
+            pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/")
             return [item["Prefix"] for page in pages for item in page.get("CommonPrefixes", [])]
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
@@ -263,8 +265,9 @@ class S3Uploader:
     def get(self, key: str) -> Download:
         """The object at key: one GET, its body streamed, with its metadata
         and whatever checksum S3 kept of the whole object."""
+        client: Any = self.client
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+            response = client.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise self._wrap(error, key, failed_to="read") from None
         checksum = response.get("ChecksumSHA256")
