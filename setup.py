@@ -28,6 +28,7 @@ setup(
             "moto[server]>=5.0.20",
             "sentry-sdk>=1.0",
             "ruff>=0.5",
+            "duckdb>=1.0",  # docs/cat.rst recipes (tests/integration/test_cat_recipes.py)
         ],
     },
     entry_points={
