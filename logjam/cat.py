@@ -296,6 +296,8 @@ def make_query(args: argparse.Namespace, *, now: datetime.datetime, uses_hostnam
         raise UsageError("--hostname needs a key template with {hostname}")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    if args.list and args.output_dir:
+        raise UsageError("--list and --output-dir do not go together (--list downloads nothing)")
     if args.retries < 1:
         raise UsageError(f"--retries {args.retries}: must be at least 1")
     return Query(since, until, tuple(args.prefix), tuple(suffix or None for suffix in args.suffix),

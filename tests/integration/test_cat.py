@@ -256,6 +256,19 @@ def test_output_dir_never_overwrites_other_content(store, put, tmp_path, capsys)
     assert sorted(os.listdir(mine.parent)) == ["db-20130727T1200Z.log.gz", "db-20130727T1300Z.log.gz"]
 
 
+def test_output_dir_clears_what_a_killed_run_left(file_store, put, tmp_path):
+    put(file_store, {"db-20130727T1200Z.log": b"one\n"})
+    folder = tmp_path / "restored/h1/db/2013/07/27"
+    folder.mkdir(parents=True)
+    stale = folder / ".db-20130727T1200Z.log.gz.logjam-tmp-999999-0badf00d"
+    stale.write_bytes(b"half a download")
+
+    status, _ = run_cat(file_store, "--since", "2013-07-27", "--output-dir", str(tmp_path / "restored"))
+
+    assert status == 0
+    assert os.listdir(folder) == ["db-20130727T1200Z.log.gz"]
+
+
 def test_forged_object_never_reaches_the_output_dir(s3_store, put, tmp_path):
     put(s3_store, {"db-20130727T1200Z.log": b"one\n", "db-20130727T1300Z.log": b"two\n"})
     s3_store.forge("h1/db/2013/07/27/db-20130727T1200Z.log.gz", gzip.compress(b"forged\n"))
@@ -328,6 +341,7 @@ def test_bucket_of_another_template_layout(s3_store, put):
     (["--since", "2013-07-27T12:00"], "not a UTC time"),
     (["--since", "2013-07-28", "--until", "2013-07-27"], "empty range"),
     (["--since", "1d", "--jobs", "0"], "--jobs 0"),
+    (["--since", "1d", "--list", "--output-dir", "x"], "--list and --output-dir do not go together"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(file_store, args, message, capsys):
     status, out = run_cat(file_store, *args, template="{prefix}/{year}/{month}/{day}/{filename}")
