@@ -322,6 +322,17 @@ def test_requests_are_one_list_per_day_and_level_and_one_get_per_file(s3_store, 
     assert len(gets) == 8 and len(set(gets)) == 8
 
 
+def test_objects_stored_by_another_tool_are_checked_by_the_stores_checksums(s3_store, s3_client, put, capsys):
+    # No logjam metadata: a full-object SHA-256 checksum, or the ETag (MD5).
+    bucket = s3_store.root[len("s3://"):]
+    s3_client.put_object(Bucket=bucket, Key="h1/db/2013/07/27/db-20130727T1200Z.log.gz",
+                         Body=gzip.compress(b"checksum\n"), ChecksumAlgorithm="SHA256")
+    s3_client.put_object(Bucket=bucket, Key="h1/db/2013/07/27/db-20130727T1300Z.log.gz",
+                         Body=gzip.compress(b"etag\n"))
+    status, out = run_cat(s3_store, "--since", "2013-07-27")
+    assert (status, out, capsys.readouterr().err) == (0, b"checksum\netag\n", "")
+
+
 def test_jobs_keep_the_order(s3_store, put):
     several_hosts_and_streams(s3_store, put)
     outputs = {jobs: run_cat(s3_store, "--since", "2013-07-31", "--jobs", jobs) for jobs in ("1", "4")}
