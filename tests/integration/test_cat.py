@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -36,7 +36,6 @@ class Store:
     read: Callable[[str], bytes]
     forge: Callable[[str, bytes], None]  # replace an object's bytes, keeping its metadata
     keys: Callable[[], list[str]]
-    counted: list = field(default_factory=list)
 
     def uri(self, template: str = TEMPLATE) -> str:
         return f"{self.root}/{template}"
