@@ -28,6 +28,7 @@ setup(
             "moto[server]>=5.0.20",
             "sentry-sdk>=1.0",
             "ruff>=0.5",
+            "duckdb>=1.0",  # docs/cat.rst recipes (tests/integration/test_cat_recipes.py)
         ],
     },
     entry_points={
@@ -35,6 +36,7 @@ setup(
             "logjam-compress = logjam.compress:main",
             "logjam-upload = logjam.upload:main",
             "logjam-status = logjam.status:main",
+            "logjam-cat = logjam.cat:main",
         ],
     },
     classifiers=[

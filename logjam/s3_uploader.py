@@ -15,7 +15,7 @@ import queue
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.config
@@ -25,7 +25,7 @@ from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
 from logjam.integrity import METADATA_SHA256
 from logjam.service import map_concurrently
-from logjam.uploaders import LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
+from logjam.uploaders import Download, LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
 
 log = logging.getLogger("logjam.upload")
 
@@ -239,6 +239,44 @@ class S3Uploader:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise self._wrap(error, key, failed_to="read") from None
+
+    # -- reading back (logjam-cat) ------------------------------------------
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every key that starts with prefix, with its size (one LIST per 1,000 keys)."""
+        client: Any = self.client  # set by connect()
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"], item["Size"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._wrap(error, prefix, failed_to="list") from None
+
+    def list_levels(self, prefix: str) -> list[str]:
+        """The common prefixes of the keys below prefix, up to the next "/"."""
+        client: Any = self.client
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+            return [item["Prefix"] for page in pages for item in page.get("CommonPrefixes", [])]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._wrap(error, prefix, failed_to="list") from None
+
+    def get(self, key: str) -> Download:
+        """The object at key: one GET, its body streamed, with its metadata
+        and whatever checksum S3 kept of the whole object."""
+        client: Any = self.client
+        try:
+            response = client.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._wrap(error, key, failed_to="read") from None
+        checksum = response.get("ChecksumSHA256")
+        sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
+        etag = str(response.get("ETag", "")).strip('"')
+        plain = len(etag) == 32 and "-" not in etag and response.get("ServerSideEncryption") != "aws:kms" \
+            and "SSECustomerAlgorithm" not in response
+        return Download(response["Body"], response["ContentLength"], response.get("Metadata", {}),
+                        sha256=sha256, md5=etag.lower() if plain else None)
 
     def _object_args(self, local: LocalFile) -> dict:
         return {

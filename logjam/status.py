@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logjam-status",
         description="Show, per stream, what logjam has still to compress and upload (local state only).",
-        epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .",
+        epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .\n\n"
+               "what the archive holds (streams, hours): logjam-cat URI --since 7d --list",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directories", nargs="+", metavar="DIR", help="a directory logjam-compress works on")

@@ -23,7 +23,7 @@ import stat
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -85,6 +85,17 @@ class Uploader(Protocol):
 class RemoteObject:
     size: int
     metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Download:
+    """An object being read: its bytes, and what the store says about them."""
+
+    body: BinaryIO
+    size: int
+    metadata: dict[str, str]
+    sha256: str | None = None  # hex, a full-object checksum the store kept
+    md5: str | None = None  # hex, when the ETag is the MD5 of the bytes
 
 
 class FileUploader:
@@ -163,6 +174,63 @@ class FileUploader:
     def open_object(self, key: str) -> BinaryIO:
         return open(os.path.join(self.root, *_key_components(key)), "rb")  # noqa: SIM115
 
+    # -- reading back (logjam-cat) ------------------------------------------
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every key that starts with prefix, with its size (links and
+        logjam's temporary files left out; no order promised)."""
+        folder, _, partial = prefix.rpartition("/")
+        dir_fd = self._open_folder(folder)
+        if dir_fd is None:
+            return
+        try:
+            yield from _walk(dir_fd, folder + "/" if folder else "", partial)
+        finally:
+            os.close(dir_fd)
+
+    def list_levels(self, prefix: str) -> list[str]:
+        """The common prefixes of the keys below prefix, up to the next "/"
+        (what an S3 listing with Delimiter="/" returns)."""
+        folder, _, partial = prefix.rpartition("/")
+        dir_fd = self._open_folder(folder)
+        if dir_fd is None:
+            return []
+        try:
+            head = folder + "/" if folder else ""
+            with os.scandir(dir_fd) as entries:
+                return [f"{head}{entry.name}/" for entry in entries
+                        if entry.name.startswith(partial) and entry.is_dir(follow_symlinks=False)]
+        finally:
+            os.close(dir_fd)
+
+    def get(self, key: str) -> Download:
+        """The object at key, opened for reading (never through a link)."""
+        *folders, name = _key_components(key)
+        dir_fd = self._open_folder("/".join(folders))
+        if dir_fd is None:
+            raise FileError(f"{self.describe(key)}: no such file")
+        try:
+            fd, info = fsutil.open_regular(dir_fd, name)
+        except FileNotFoundError:
+            raise FileError(f"{self.describe(key)}: no such file") from None
+        except OSError as error:
+            raise FileError(f"{self.describe(key)}: cannot read: {error.strerror or error}") from None
+        finally:
+            os.close(dir_fd)
+        return Download(io.FileIO(fd, "rb"), info.st_size, {})
+
+    def _open_folder(self, folder: str) -> int | None:
+        dir_fd = fsutil.open_dir(self.root)
+        try:
+            for part in _key_components(folder) if folder.strip("/") else []:
+                child = fsutil.open_dir(part, dir_fd=dir_fd)
+                os.close(dir_fd)
+                dir_fd = child
+        except OSError:
+            os.close(dir_fd)
+            return None
+        return dir_fd
+
 
 def _key_components(key: str) -> list[str]:
     parts = [part for part in key.split("/") if part]
@@ -200,6 +268,24 @@ def _existing(dir_fd: int, name: str, local: LocalFile, check_stop: Callable[[],
         return PutResult.IDENTICAL if same else PutResult.CONFLICT
     finally:
         os.close(fd)
+
+
+def _walk(dir_fd: int, head: str, partial: str = "") -> Iterator[tuple[str, int]]:
+    with os.scandir(dir_fd) as entries:
+        found = [(entry.name, entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False))
+                 for entry in entries if entry.name.startswith(partial)]
+    for name, is_dir, is_file in sorted(found):
+        if is_dir:
+            try:
+                child = fsutil.open_dir(name, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                yield from _walk(child, f"{head}{name}/")
+            finally:
+                os.close(child)
+        elif is_file and not fsutil.is_temp_name(name):
+            yield f"{head}{name}", os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
 
 
 def _remove_own_stale_temps(dir_fd: int, name: str) -> None:

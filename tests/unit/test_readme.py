@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logjam import compress, status, upload
+from logjam import cat, compress, status, upload
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.rst").read_text(encoding="utf-8")
@@ -25,7 +25,7 @@ def test_every_test_the_readme_names_exists():
     assert missing == []
 
 
-@pytest.mark.parametrize("module", [compress, upload, status], ids=["compress", "upload", "status"])
+@pytest.mark.parametrize("module", [compress, upload, status, cat], ids=["compress", "upload", "status", "cat"])
 def test_every_option_is_documented(module):
     parser = module.build_parser()
     options = {option for action in parser._actions for option in action.option_strings

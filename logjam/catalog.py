@@ -1,0 +1,264 @@
+"""Reading the archive back through its key template: what a stored key
+names, which keys a query wants, and which key prefixes to list to find
+them without listing the whole bucket. Pure: listings come in through a
+``discover`` function.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import re
+import string
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import dateutil.parser
+
+from logjam.errors import UsageError
+from logjam.parse import LogFile, parse_filename
+from logjam.template import UPLOAD_DUPLICATE_MARK, utf8_key
+
+UTC = datetime.timezone.utc
+HOUR = datetime.timedelta(hours=1)
+DATE_FIELDS = ("year", "month", "day")
+
+# What each field can hold in a key: no field value crosses a "/".
+FIELD_PATTERNS = {
+    "prefix": r"[^/]+",
+    "year": r"\d{4}",
+    "month": r"\d{2}",
+    "day": r"\d{2}",
+    "hour": r"\d{2}",
+    "minute": r"\d{2}",
+    "filename": r"[^/]+",
+    "suffix": r"[^/]*",
+    "hostname": r"[^/]*",
+}
+RELATIVE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DUPLICATE_SUFFIX = re.compile(rf"^(?:(?P<suffix>.+)-)?{UPLOAD_DUPLICATE_MARK[1:]}(?P<number>\d{{2,}})$")
+
+
+@dataclass(frozen=True)
+class ArchivedKey:
+    """One stored object, as its key names it."""
+
+    key: str
+    size: int
+    logfile: LogFile  # the file it is a copy of (for a duplicate: the name it duplicates)
+    name: str  # the stored file name
+    duplicate: int  # 0, or the NN of -logjam-upload-duplicate-NN
+    hostname: str | None
+
+    @property
+    def hour(self) -> datetime.datetime:
+        return self.logfile.timestamp
+
+    def order(self) -> tuple:
+        """Hour, prefix, suffix (none first), name, host; a duplicate right
+        after the file it duplicates."""
+        suffix = self.logfile.suffix
+        return (self.hour, self.logfile.prefix, suffix is not None, suffix or "",
+                self.logfile.filename, self.hostname or "", self.duplicate, self.key)
+
+
+def original_name(name: str) -> tuple[LogFile, int] | None:
+    """Takes a stored file name. Returns the LogFile of the name it is a copy
+    of and its duplicate number (0 for an original), or None if it is not a
+    log file name."""
+    logfile = parse_filename(name)
+    if logfile is None:
+        return None
+    match = DUPLICATE_SUFFIX.match(logfile.suffix or "")
+    if match is None:
+        return logfile, 0
+    stem = name[: len(name) - len(logfile.extension)]
+    mark = f"{UPLOAD_DUPLICATE_MARK}{match['number']}"
+    original = stem[: len(stem) - len(mark)] + logfile.extension
+    return LogFile(logfile.prefix, logfile.timestamp, match["suffix"], logfile.extension, original), int(match["number"])
+
+
+def _parts(template: str) -> list[tuple[str, str | None]]:
+    return [(literal, field) for literal, field, _spec, _conversion in string.Formatter().parse(template)]
+
+
+def _pattern(parts: Iterable[tuple[str, str | None]], known: dict[str, str]) -> str:
+    """A regex for parts: known fields as their literal values, the others as
+    named groups (a field used twice must hold the same value twice)."""
+    regex, seen = [], set()
+    for literal, field in parts:
+        regex.append(re.escape(literal))
+        if field is None:
+            continue
+        if field in known:
+            regex.append(re.escape(known[field]))
+        elif field in seen:
+            regex.append(f"(?P={field})")
+        else:
+            seen.add(field)
+            regex.append(f"(?P<{field}>{FIELD_PATTERNS[field]})")
+    return "".join(regex)
+
+
+class KeyMatcher:
+    """Reads keys made by one template back into ArchivedKeys."""
+
+    def __init__(self, template: str) -> None:
+        self.parts = _parts(template)
+        self.uses_hostname = any(field == "hostname" for _, field in self.parts)
+        self._generic = re.compile(_pattern(self.parts, {}), re.DOTALL)
+
+    def match(self, key: str, size: int) -> ArchivedKey | None:
+        """Takes a key and its size. Returns what it names, or None if this
+        template could not have made it."""
+        found = self._generic.fullmatch(key)
+        if found is None:
+            return None
+        named = original_name(found["filename"])
+        if named is None:
+            return None
+        logfile, duplicate = named
+        # Check the whole key against the fields the file name fixes: only
+        # {hostname} is left to read (and a template's ambiguity resolved).
+        stamp = logfile.timestamp
+        known = {
+            "prefix": logfile.prefix, "suffix": logfile.suffix or "", "filename": found["filename"],
+            "year": f"{stamp.year:04d}", "month": f"{stamp.month:02d}", "day": f"{stamp.day:02d}",
+            "hour": f"{stamp.hour:02d}", "minute": f"{stamp.minute:02d}",
+        }
+        exact = re.fullmatch(_pattern(self.parts, known), key, re.DOTALL)
+        if exact is None:
+            return None
+        hostname = exact["hostname"] if self.uses_hostname else None
+        return ArchivedKey(key, size, logfile, found["filename"], duplicate, hostname)
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which files to read back: hours in [since, until), and the streams and
+    hosts asked for (empty: all)."""
+
+    since: datetime.datetime
+    until: datetime.datetime
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str | None, ...] = ()
+    hostnames: tuple[str, ...] = ()
+
+    @property
+    def first_hour(self) -> datetime.datetime:
+        # A file holds its whole hour: --since 12:40 wants the 12:00 file.
+        return self.since.replace(minute=0, second=0, microsecond=0)
+
+    def days(self) -> list[datetime.date]:
+        """The UTC days the range touches, in order."""
+        day, last = self.first_hour.date(), (self.until - datetime.timedelta(microseconds=1)).date()
+        days = []
+        while day <= last:
+            days.append(day)
+            day += datetime.timedelta(days=1)
+        return days
+
+    def selects(self, archived: ArchivedKey) -> bool:
+        """Whether the query asks for this file."""
+        logfile = archived.logfile
+        return (
+            self.first_hour <= logfile.timestamp < self.until
+            and (not self.prefixes or logfile.prefix in self.prefixes)
+            and (not self.suffixes or logfile.suffix in self.suffixes)
+            and (not self.hostnames or archived.hostname in self.hostnames)
+        )
+
+
+def listing_prefixes(template: str, query: Query, discover: Callable[[str], Iterable[str]]) -> list[str]:
+    """Takes a key template, a query and discover(prefix) -> the common
+    prefixes below prefix up to the next "/" (a delimiter listing). Returns
+    the key prefixes whose full listings hold every file the query wants:
+    for each day, the key up to the first field not known. A field before
+    the date that is not given is found with discover(), level by level."""
+    parts = _parts(template)
+    found: dict[str, None] = {}
+    for day in query.days():
+        dated = {"year": f"{day.year:04d}", "month": f"{day.month:02d}", "day": f"{day.day:02d}"}
+        for known in _choices(query, dated):
+            for prefix in _expand(parts, "", known, discover):
+                found.setdefault(prefix)
+    return _outermost(found)
+
+
+def _choices(query: Query, dated: dict[str, str]) -> Iterator[dict[str, str]]:
+    given: dict[str, tuple[str, ...]] = {}
+    if query.prefixes:
+        given["prefix"] = query.prefixes
+    if query.hostnames:
+        given["hostname"] = query.hostnames
+    if query.suffixes:
+        given["suffix"] = tuple(suffix or "" for suffix in query.suffixes)
+    for values in itertools.product(*given.values()):
+        yield {**dated, **dict(zip(given, values))}
+
+
+def _expand(parts: list[tuple[str, str | None]], head: str, known: dict[str, str],
+            discover: Callable[[str], Iterable[str]]) -> Iterator[str]:
+    rendered = head
+    index = 0
+    while index < len(parts):
+        literal, field = parts[index]
+        rendered += literal
+        if field is None or field not in known:
+            break
+        rendered += known[field]
+        index += 1
+    else:
+        yield utf8_key(rendered)
+        return
+    if not any(name in DATE_FIELDS for _, name in parts[index + 1:]):
+        # The date is known up to here: one listing of this prefix. A file
+        # name starts with its prefix, so a known prefix narrows it further.
+        if field == "filename" and "prefix" in known:
+            rendered += known["prefix"] + "-"
+        yield utf8_key(rendered)
+        return
+    # An unknown field before the date: list one level ("/"), read the
+    # values off what is there, and go on from each.
+    end = next((i for i in range(index + 1, len(parts)) if "/" in parts[i][0]), None)
+    if end is None:
+        yield utf8_key(rendered)  # no level to list by: the prefix so far is the best there is
+        return
+    literal = parts[end][0]
+    cut = literal.index("/") + 1
+    level = re.compile(_pattern([("", field), *parts[index + 1:end], (literal[:cut], None)], known), re.DOTALL)
+    rest = [(literal[cut:], parts[end][1]), *parts[end + 1:]]
+    base = utf8_key(rendered)
+    for common in discover(base):
+        if common.startswith(base) and level.fullmatch(common[len(base):]):
+            yield from _expand(rest, common, known, discover)
+
+
+def _outermost(prefixes: dict[str, None]) -> list[str]:
+    """Drops prefixes inside another one listed (it would list them twice)."""
+    result: list[str] = []
+    for prefix in sorted(prefixes):
+        if not result or not prefix.startswith(result[-1]):
+            result.append(prefix)
+    return result
+
+
+def parse_time(text: str, *, now: datetime.datetime, option: str) -> datetime.datetime:
+    """Takes ISO 8601 UTC (2013-07-27T12:00Z, 2013-07-27T12Z, 2013-07-27),
+    "now" or a span back from now (90m, 6h, 2d, 1w). Returns a UTC datetime;
+    raises UsageError naming option and the forms it takes."""
+    text = text.strip()
+    if text == "now":
+        return now
+    number, unit = text[:-1], text[-1:]
+    if number.isdigit() and unit in RELATIVE_UNITS:
+        return now - datetime.timedelta(seconds=int(number) * RELATIVE_UNITS[unit])
+    try:
+        when = dateutil.parser.isoparse(text)
+    except (ValueError, OverflowError):
+        when = None
+    if when is None or (when.tzinfo is None and "T" in text.upper()):
+        raise UsageError(f"{option} {text!r}: not a UTC time (e.g. 2013-07-27T12:00Z, 2013-07-27, 90m, 6h, 2d)")
+    if when.tzinfo is None:  # a date alone: its UTC midnight
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
