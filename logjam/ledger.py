@@ -223,12 +223,16 @@ class Ledger:
     def __init__(self, archive_fd: int) -> None:
         self.archive_fd = archive_fd
 
-    def _open(self, *, create: bool) -> int | None:
+    def _open(self) -> int | None:
         try:
             return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
         except FileNotFoundError:
-            if not create:
-                return None
+            return None
+
+    def _open_or_create(self) -> int:
+        fd = self._open()
+        if fd is not None:
+            return fd
         with contextlib.suppress(FileExistsError):  # another upload thread made it
             os.mkdir(LEDGER_DIRNAME, 0o700, dir_fd=self.archive_fd)
             fsutil.fsync_dir(self.archive_fd)
@@ -237,7 +241,7 @@ class Ledger:
     def names(self, *, clean: bool = True) -> set[str]:
         """The names that have a marker. With clean (only under the archive's
         lock), stale temporary markers are removed."""
-        fd = self._open(create=False)
+        fd = self._open()
         if fd is None:
             return set()
         try:
@@ -251,7 +255,7 @@ class Ledger:
     def read(self, name: str) -> LedgerEntry | None:
         """name's entry, or None if it has no marker. Raises MarkerError for a
         marker that is not a regular file, cannot be read or says nothing."""
-        fd = self._open(create=False)
+        fd = self._open()
         if fd is None:
             return None
         try:
@@ -278,7 +282,7 @@ class Ledger:
         """Durably records name as confirmed at confirmation's destination,
         keeping its confirmations elsewhere. The marker gets the file's owner
         and no wider permissions than source (the archived file)."""
-        fd = self._open(create=True)
+        fd = self._open_or_create()
         try:
             try:
                 old = LedgerEntry.from_bytes(name, _read_marker(fd, name))
@@ -306,7 +310,7 @@ class Ledger:
     def forget(self, name: str, destination: Destination | None = None) -> None:
         """Removes name's marker (its file is deleted, or must be sent again);
         with destination, only that destination's confirmation."""
-        fd = self._open(create=False)
+        fd = self._open()
         if fd is None:
             return
         try:
@@ -318,7 +322,7 @@ class Ledger:
                 if entry.confirmations:
                     with fsutil.temp_file(fd, name) as (temp_fd, temp):
                         fsutil.write_all(temp_fd, entry.to_bytes())
-                        os.fchmod(temp_fd, stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode))
+                        _give_permissions(os.stat(name, dir_fd=fd, follow_symlinks=False), temp_fd)
                         os.fsync(temp_fd)
                         os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
                     fsutil.fsync_dir(fd)
@@ -447,7 +451,9 @@ def prove(uploader: Uploader, confirmation: Confirmation, *, archive_fd: int | N
                 found = fingerprint(stream, None, check_stop=check_stop)
         except FileNotFoundError:
             remote = None
-        except (OSError, *CORRUPT_STREAM_ERRORS) as error:
+        except OSError as error:
+            return Verdict(Proof.UNCONFIRMED, f"cannot read the stored copy: {error.strerror or error}")
+        except CORRUPT_STREAM_ERRORS as error:
             return Verdict(Proof.UNCONFIRMED, f"cannot read the stored copy: {error}")
         else:
             remote = RemoteObject(found.size, {METADATA_SHA256: found.sha256})

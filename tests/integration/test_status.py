@@ -56,6 +56,7 @@ def test_table_for_people(tmp_path, capsys):
     assert lines[0] == f"{tmp_path}:"
     assert lines[1].split() == ["STREAM", "LIVE", "TO", "COMPRESS", "TO", "UPLOAD", "UPLOADED,", "KEPT", "OLDEST", "WAITING"]
     assert lines[2].split() == ["app-*.log", "1", "(10", "B)", "1", "(20", "B)", "1", "(30", "B)", "1", "(40", "B)", "2h36m"]
+    assert lines[-2:] == ["  kept files recorded as uploaded, per destination:", "    file:///srv/logs: 1 (40 B)"]
 
 
 def test_reads_only(tmp_path):
