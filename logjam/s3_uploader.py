@@ -98,6 +98,23 @@ class S3Uploader:
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
+    def destination(self) -> tuple[str, str | None, str]:
+        # The endpoint as botocore will choose it; None is AWS (any region).
+        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return "s3", endpoint or None, self.bucket
+
+    def check_destination(self) -> None:
+        """A HEAD of a missing object cannot tell a missing bucket: ask the
+        bucket. A refusal (a policy narrowed to a prefix) proves nothing."""
+        self.connect()
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in ("404", "NoSuchBucket", "NotFound"):
+                raise UsageError(f"bucket {self.bucket!r} does not exist") from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._wrap(error, "", failed_to="check") from None
+
     def connect(self) -> None:
         if self.client is not None:
             return
@@ -225,14 +242,14 @@ class S3Uploader:
 
     def head(self, key: str) -> RemoteObject | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except botocore.exceptions.ClientError as error:
             if _code(error) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise self._wrap(error, key, failed_to="check") from None
         except botocore.exceptions.BotoCoreError as error:
             raise self._wrap(error, key, failed_to="check") from None
-        return RemoteObject(head["ContentLength"], head.get("Metadata", {}))
+        return RemoteObject(head["ContentLength"], head.get("Metadata", {}), *_digests(head))
 
     def open_object(self, key: str) -> BinaryIO:
         try:
@@ -347,6 +364,21 @@ def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
             digest.update(chunk)
         return digest.hexdigest() == etag
     return None
+
+
+def _digests(head: dict) -> tuple[str | None, str | None]:
+    """Takes a HEAD response. Returns (sha256, md5) in hex where it states
+    them for the whole object: a full-object ChecksumSHA256, an ETag that is
+    the MD5 of the bytes (not multipart, not SSE-KMS or SSE-C)."""
+    sha256 = None
+    checksum = head.get("ChecksumSHA256")
+    if checksum and "-" not in checksum:
+        with contextlib.suppress(ValueError):
+            sha256 = base64.b64decode(checksum, validate=True).hex()
+    etag = str(head.get("ETag", "")).strip('"')
+    plain = len(etag) == 32 and "-" not in etag and head.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse") \
+        and "SSECustomerAlgorithm" not in head
+    return sha256, etag.lower() if plain else None
 
 
 def _taken(error: botocore.exceptions.ClientError) -> bool:

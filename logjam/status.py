@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from logjam import __version__, fsutil
 from logjam.codecs import codec_for_filename
 from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
-from logjam.errors import ExitStatus, LogjamError, UsageError
+from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
+from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, prove
 from logjam.parse import parse_filename
 from logjam.template import KeyTemplate
-from logjam.upload import LEDGER_DIRNAME, Ledger
 from logjam.uploaders import Uploader, get_uploader
 
 STATES = ("live", "finished", "archived", "uploaded")
@@ -41,7 +41,9 @@ class StreamStatus:
     finished: Tally = field(default_factory=Tally)  # finished, not yet compressed
     archived: Tally = field(default_factory=Tally)  # compressed, waiting for upload
     uploaded: Tally = field(default_factory=Tally)  # uploaded, kept locally
-    missing: Tally | None = None  # of those, not at the destination (with --check)
+    missing: Tally | None = None  # of those, missing or other bytes at the destination (with --check)
+    unconfirmed: Tally | None = None  # of those, nothing proves the object is the file, or no answer
+    destinations: dict[str, Tally] = field(default_factory=dict)  # kept files recorded per destination
     oldest_waiting: datetime.datetime | None = None
 
     def waiting(self, hour: datetime.datetime) -> None:
@@ -61,10 +63,12 @@ def _size(path: str) -> int:
 
 
 def directory_status(
-    log_dir: str, *, now: datetime.datetime, uploader: Uploader | None = None
+    log_dir: str, *, now: datetime.datetime, uploader: Uploader | None = None, problems: list[str] | None = None
 ) -> list[StreamStatus]:
     """Takes a log directory. Returns the status of each of its streams, sorted.
-    With an uploader, each uploaded file kept locally is looked up (one HEAD each)."""
+    With an uploader, a file counts as uploaded only if it is confirmed at
+    that destination, and each one kept locally must prove it is there
+    (ledger.prove: one HEAD each); what does not is added to problems."""
     dir_fd = fsutil.open_given_dir(log_dir)
     try:
         names = os.listdir(dir_fd)
@@ -90,13 +94,25 @@ def directory_status(
 
     archive = os.path.join(log_dir, ARCHIVE_DIRNAME)
     try:
-        archived = os.listdir(archive)
-    except OSError:
-        archived = []
-    try:
-        uploaded = set(os.listdir(os.path.join(archive, LEDGER_DIRNAME)))
+        archive_fd = fsutil.open_dir(archive)
     except FileNotFoundError:
-        uploaded = set()
+        return [streams[name] for name in sorted(streams)]
+    except OSError as error:
+        raise UsageError(f"{archive}: {error.strerror}") from None
+    try:
+        _archive_status(archive, archive_fd, status_of, uploader=uploader, problems=problems)
+    finally:
+        os.close(archive_fd)
+    return [streams[name] for name in sorted(streams)]
+
+
+def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str | None, str], StreamStatus], *,
+                    uploader: Uploader | None, problems: list[str] | None) -> None:
+    ledger = Ledger(archive_fd)
+    destination = Destination.of(uploader) if uploader is not None else None
+    try:
+        archived = os.listdir(archive_fd)
+        entries = ledger.entries(ledger.names(clean=False))
     except OSError as error:
         # Guessing "nothing uploaded" would misreport every file.
         raise UsageError(f"{archive}/{LEDGER_DIRNAME}: {error.strerror} (run as the user logjam-upload runs as)") from None
@@ -107,31 +123,43 @@ def directory_status(
         codec = codec_for_filename(name)
         extension = logfile.extension[: -len(codec.extension)] if codec else logfile.extension
         status = status_of(logfile.prefix, logfile.suffix, extension)
-        tally = status.uploaded if name in uploaded else status.archived
-        size = _size(os.path.join(archive, name))
+        entry = entries.get(name)
+        if isinstance(entry, MarkerError):
+            if problems is not None:
+                problems.append(f"{archive}/{LEDGER_DIRNAME}/{name}: {entry}; counted as not uploaded")
+            entry = None
+        # Uploaded means: confirmed at the destination checked, or (without
+        # --check) at any destination.
+        confirmation = None
+        if entry is not None:
+            confirmation = entry.at(destination) if destination is not None else entry.confirmations[0]
+        size = fsutil.size_or_zero(archive_fd, name)
+        tally = status.uploaded if confirmation is not None else status.archived
         tally.files += 1
         tally.bytes += size
-        if name not in uploaded:
+        if entry is not None:
+            for recorded in entry.confirmations:
+                by = status.destinations.setdefault(str(recorded.destination), Tally())
+                by.files += 1
+                by.bytes += size
+        if confirmation is None:
             status.waiting(logfile.timestamp)
-        elif uploader is not None:
-            status.missing = status.missing or Tally()
-            if not _at_destination(uploader, archive, name):
-                status.missing.files += 1
-                status.missing.bytes += size
-    return [streams[name] for name in sorted(streams)]
-
-
-def _at_destination(uploader: Uploader, archive: str, name: str) -> bool:
-    archive_fd = fsutil.open_given_dir(archive)
-    try:
-        fields = Ledger(archive_fd).read(name)
-    finally:
-        os.close(archive_fd)
-    key = fields.get("key")
-    if key is None or fields.get("destination") != uploader.describe(key):
-        return False  # recorded for another destination
-    remote = uploader.head(key)
-    return remote is not None and str(remote.size) == fields.get("size")
+            continue
+        if uploader is None:
+            continue
+        status.missing = status.missing or Tally()
+        status.unconfirmed = status.unconfirmed or Tally()
+        try:
+            verdict = prove(uploader, confirmation, archive_fd=archive_fd, name=name)
+        except FileError as error:  # UsageError (a refused credential) ends the run
+            verdict = Verdict(Proof.UNCONFIRMED, f"cannot check: {error}")
+        if verdict.confirmed:
+            continue
+        bad = status.unconfirmed if verdict.proof is Proof.UNCONFIRMED else status.missing
+        bad.files += 1
+        bad.bytes += size
+        if problems is not None:
+            problems.append(f"{archive}/{name}: {confirmation.location}: {verdict.detail}")
 
 
 def _human_bytes(size: int) -> str:
@@ -155,13 +183,13 @@ def format_table(log_dir: str, streams: list[StreamStatus], *, now: datetime.dat
     """The human view: one row per stream."""
     checked = any(status.missing is not None for status in streams)
     header = ("STREAM", "LIVE", "TO COMPRESS", "TO UPLOAD", "UPLOADED, KEPT",
-              *(("NOT AT DESTINATION",) if checked else ()), "OLDEST WAITING")
+              *(("NOT AT DESTINATION", "UNCONFIRMED") if checked else ()), "OLDEST WAITING")
     rows = [header]
     for status in streams:
         cells = [status.stream]
         tallies = [status.live, status.finished, status.archived, status.uploaded]
         if checked:
-            tallies.append(status.missing or Tally())
+            tallies += [status.missing or Tally(), status.unconfirmed or Tally()]
         for tally in tallies:
             cells.append(f"{tally.files}" + (f" ({_human_bytes(tally.bytes)})" if tally.files else ""))
         age = (now - status.oldest_waiting).total_seconds() if status.oldest_waiting else None
@@ -172,6 +200,16 @@ def format_table(log_dir: str, streams: list[StreamStatus], *, now: datetime.dat
     lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     if not streams:
         lines.append("  (no log files)")
+    by_destination: dict[str, Tally] = {}
+    for status in streams:
+        for destination, tally in status.destinations.items():
+            total = by_destination.setdefault(destination, Tally())
+            total.files += tally.files
+            total.bytes += tally.bytes
+    if by_destination:
+        lines.append("  kept files recorded as uploaded, per destination:")
+        lines += [f"    {destination}: {tally.files} ({_human_bytes(tally.bytes)})"
+                  for destination, tally in sorted(by_destination.items())]
     return "\n".join(lines)
 
 
@@ -193,14 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="logjam-status",
         description="Show, per stream, what logjam has still to compress and upload (local state only).",
         epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .\n\n"
-               "what the archive holds (streams, hours): logjam-cat URI --since 7d --list",
+               "what the archive holds (streams, hours): logjam-cat URI --since 7d --list\n\n"
+               "exit status: 0 all is well, 1 --check found an upload missing, not matching or\n"
+               "unconfirmed at the destination (or could not check it), 2 usage or configuration",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directories", nargs="+", metavar="DIR", help="a directory logjam-compress works on")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--check", metavar="URI", default=None,
-                        help="also look up each uploaded file kept locally at this destination "
-                             "(one HEAD request each; credentials as for logjam-upload)")
+                        help="count as uploaded only what is confirmed at this destination, and check "
+                             "each uploaded file kept locally there (one HEAD request each; credentials "
+                             "as for logjam-upload); exit status 1 if one is missing or unconfirmed")
     parser.add_argument("--endpoint-url", default=None, metavar="URL", help="an S3-compatible endpoint, with --check")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -214,6 +255,7 @@ def main(argv: Sequence[str] | None = None, *,
     except SystemExit as exit:
         return int(exit.code or 0)
     now = clock()
+    problems: list[str] = []
     try:
         uploader = None
         if args.check:
@@ -221,10 +263,14 @@ def main(argv: Sequence[str] | None = None, *,
             KeyTemplate.parse(uploader.template)
             uploader.check_uri()
             uploader.connect()
-        report = [(log_dir, directory_status(log_dir, now=now, uploader=uploader)) for log_dir in args.directories]
+            uploader.check_destination()  # a mistyped bucket is a usage error, not N missing files
+        report = [(log_dir, directory_status(log_dir, now=now, uploader=uploader, problems=problems))
+                  for log_dir in args.directories]
     except LogjamError as error:
         print(f"logjam-status: error: {error}", file=sys.stderr)
         return error.exit_status
+    for problem in problems:
+        print(f"logjam-status: {problem}", file=sys.stderr)
     if args.json:
         text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
     else:
@@ -233,7 +279,9 @@ def main(argv: Sequence[str] | None = None, *,
         print(text, flush=True)
     except BrokenPipeError:  # logjam-status | head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return ExitStatus.SUCCESS
+    checked_bad = any(tally is not None and tally.files for _, streams in report for status in streams
+                      for tally in (status.missing, status.unconfirmed))
+    return ExitStatus.ERROR if checked_bad else ExitStatus.SUCCESS
 
 
 if __name__ == "__main__":

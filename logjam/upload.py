@@ -1,21 +1,19 @@
 """logjam-upload: send archived logs to a destination chosen by URI scheme,
 each exactly once, never over another object, and remember what was sent.
 
-The ledger is ``ARCHIVE_DIR/.uploaded/``: one marker file per uploaded file,
-written only after the destination confirmed the upload. A pass lists the
-archive and the ledger and makes no request at all when nothing is new.
+The ledger (logjam.ledger) records, per file, each destination that
+confirmed its upload; a file counts as uploaded only for those. A pass lists
+the archive and the ledger and makes no request at all when nothing is new.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import datetime
 import logging
 import os
 import socket
-import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,17 @@ from dataclasses import dataclass
 from logjam import fsutil
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.errors import FileError, Skipped, UsageError
-from logjam.integrity import METADATA_SHA256, Fingerprint, file_fingerprint, fingerprint
+from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
+from logjam.ledger import (
+    LEDGER_DIRNAME,
+    Confirmation,
+    Destination,
+    Ledger,
+    MarkerError,
+    Proof,
+    Standing,
+    prove,
+)
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
@@ -41,7 +49,7 @@ from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
 
 log = logging.getLogger("logjam.upload")
 
-LEDGER_DIRNAME = ".uploaded"
+# LEDGER_DIRNAME and Ledger now live in logjam.ledger; importing them from here still works.
 LOCK_NAME = ".logjam-upload.lock"
 MAX_UPLOAD_DUPLICATES = 99
 
@@ -66,84 +74,6 @@ def candidate_keys(template: KeyTemplate, logfile: LogFile, *, hostname: str) ->
     return keys
 
 
-# -- the ledger ----------------------------------------------------------------
-
-class Ledger:
-    """ARCHIVE_DIR/.uploaded/: a marker per confirmed upload (as upstream 0.0.4 kept)."""
-
-    def __init__(self, archive_fd: int) -> None:
-        self.archive_fd = archive_fd
-
-    def _open(self, *, create: bool) -> int | None:
-        try:
-            return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
-        except FileNotFoundError:
-            if not create:
-                return None
-        with contextlib.suppress(FileExistsError):  # another upload thread made it
-            os.mkdir(LEDGER_DIRNAME, 0o700, dir_fd=self.archive_fd)
-            fsutil.fsync_dir(self.archive_fd)
-        return fsutil.open_dir(LEDGER_DIRNAME, dir_fd=self.archive_fd)
-
-    def read(self, name: str) -> dict[str, str]:
-        """The fields recorded for name ({} for an empty or foreign marker)."""
-        fd = self._open(create=False)
-        if fd is None:
-            return {}
-        try:
-            marker = os.open(name, fsutil.READ_FLAGS, dir_fd=fd)
-            try:
-                text = os.read(marker, 65536).decode("utf-8", "replace")
-            finally:
-                os.close(marker)
-        finally:
-            os.close(fd)
-        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-    def forget(self, name: str) -> None:
-        """Removes name's marker (its file is deleted, or must be sent again)."""
-        fd = self._open(create=False)
-        if fd is None:
-            return
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=fd)
-                fsutil.fsync_dir(fd)
-        finally:
-            os.close(fd)
-
-    def names(self, *, clean: bool = True) -> set[str]:
-        """The names recorded as uploaded. With clean (only under the archive's
-        lock), stale temporary markers are removed."""
-        fd = self._open(create=False)
-        if fd is None:
-            return set()
-        try:
-            names = os.listdir(fd)
-            if clean:
-                fsutil.remove_stale_temp_files(fd, names)
-            return {name for name in names if not fsutil.is_temp_name(name)}
-        finally:
-            os.close(fd)
-
-    def record(
-        self, name: str, *, key: str, destination: str, fingerprint: Fingerprint, source: os.stat_result
-    ) -> None:
-        """Durably records name as uploaded to destination (key)."""
-        fields = {"destination": destination, "key": key, **dataclasses.asdict(fingerprint)}
-        text = "".join(f"{field}={value}\n" for field, value in fields.items() if value is not None)
-        fd = self._open(create=True)
-        try:
-            with fsutil.temp_file(fd, name) as (temp_fd, temp):
-                fsutil.write_all(temp_fd, text.encode())
-                os.fchmod(temp_fd, stat.S_IMODE(source.st_mode) & 0o666)
-                os.fsync(temp_fd)
-                if fsutil.publish(fd, temp, [name]) is None:
-                    os.unlink(temp, dir_fd=fd)  # already recorded by an earlier pass
-        finally:
-            os.close(fd)
-
-
 # -- effects ----------------------------------------------------------------
 
 @dataclass
@@ -163,6 +93,11 @@ class UploadJob:
     delete_after: datetime.timedelta | None = None  # retention of uploaded archive files
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
 
+    @property
+    def destination(self) -> Destination:
+        """Where this job's uploads count (scheme, endpoint, bucket or root)."""
+        return Destination.of(self.uploader)
+
     def __call__(self, stop: Stop) -> PassStats | bool:
         if self.verify:
             return verify_uploads(self, full=self.verify == "full", stop=stop)
@@ -170,7 +105,7 @@ class UploadJob:
 
 
 def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
-    """Uploads every archived file not yet in the ledger. Returns what it did and left."""
+    """Uploads every archived file not yet confirmed at this destination. Returns what it did and left."""
     check_stop = stop.check if stop is not None else (lambda: None)
     archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
@@ -182,20 +117,22 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
                 log.info("%s: another logjam-upload is working here; skipping", job.archive_dir)
                 return PassStats()
             ledger = Ledger(archive_fd)
+            destination = job.destination
             archive_names = os.listdir(archive_fd)
-            uploaded = ledger.names()
+            standing = Standing.of(ledger, destination)
             if job.delete_after is not None:
-                for name in expired(uploaded, job.clock() - job.delete_after):
+                for name in expired(standing.here, job.clock() - job.delete_after):
                     check_stop()
                     try:
-                        _expire(job, archive_fd, ledger, name)
+                        _expire(job, archive_fd, ledger, name, standing.here[name])
                     except (FileError, OSError) as error:
                         # Could not confirm: keep the file; the pass goes on.
                         log.warning("%s/%s: kept, could not confirm its upload: %s", job.archive_dir, name,
                                     error.strerror if isinstance(error, OSError) and error.strerror else error)
                 archive_names = os.listdir(archive_fd)
-                uploaded = ledger.names()
-            pending = select_pending(archive_names, uploaded)
+                standing = Standing.of(ledger, destination)
+            _report_ledger(job, standing, archive_names)
+            pending = select_pending(archive_names, standing.here)
             if not pending:
                 log.debug("%s: nothing to upload", job.archive_dir)
                 return PassStats()
@@ -203,6 +140,20 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
             return _upload_all(job, archive_fd, ledger, pending, check_stop)
     finally:
         os.close(archive_fd)
+
+
+def _report_ledger(job: UploadJob, standing: Standing, archive_names: Iterable[str]) -> None:
+    # Once per pass: files in the archive that count as not uploaded here
+    # although the ledger has something to say about them.
+    present = set(archive_names)
+    for name in sorted(present & standing.bad.keys()):
+        log.warning("%s/%s/%s: %s; the file counts as not uploaded", job.archive_dir, LEDGER_DIRNAME, name,
+                    standing.bad[name])
+    others = sorted(present & standing.elsewhere.keys())
+    if others:
+        places = sorted({str(c.destination) for name in others for c in standing.elsewhere[name].confirmations})
+        log.info("%s: %d file(s) recorded as uploaded to %s, not to %s; sending them here too",
+                 job.archive_dir, len(others), ", ".join(places), job.destination)
 
 
 def expired(uploaded_names: Iterable[str], cutoff: datetime.datetime) -> list[str]:
@@ -213,40 +164,36 @@ def expired(uploaded_names: Iterable[str], cutoff: datetime.datetime) -> list[st
     return sorted(logfile.filename for logfile in logfiles if logfile is not None and logfile.timestamp < cutoff)
 
 
-def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str) -> None:
+def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str, confirmation: Confirmation) -> None:
     # Deleting the only local copy is the one irreversible step logjam takes:
-    # confirm the recorded object is still there (one HEAD per file, once).
+    # the object at this run's destination must prove it holds the file.
     try:
         os.stat(name, dir_fd=archive_fd, follow_symlinks=False)
     except FileNotFoundError:
         ledger.forget(name)  # a marker whose file is already gone
         return
-    fields = ledger.read(name)
-    key = fields.get("key")
-    if key is None or fields.get("destination") != job.uploader.describe(key):
-        log.info("%s/%s: uploaded to %s, not to this destination; kept (cannot confirm it is there)",
-                    job.archive_dir, name, fields.get("destination", "an unknown destination"))
-        return
     local = _local_fingerprint(archive_fd, name)
-    if local is None or (str(local.size), local.sha256) != (fields.get("size"), fields.get("sha256")):
+    if local is None or not confirmation.matches(local):
         # Not the file that was uploaded (a late copy took the name): upload it.
         log.warning("%s/%s is not the file recorded as uploaded; kept, and will upload it", job.archive_dir, name)
         ledger.forget(name)
         return
     job.uploader.connect()
-    remote = job.uploader.head(key)
-    remote_sha = remote.metadata.get(METADATA_SHA256) if remote is not None else None
-    if remote is None or str(remote.size) != fields["size"] or remote_sha not in (None, fields["sha256"]):
-        log.warning("%s is missing (or changed) at the destination; kept %s/%s and will upload it again",
-                    fields["destination"], job.archive_dir, name)
-        ledger.forget(name)
+    verdict = prove(job.uploader, confirmation, archive_fd=archive_fd, name=name)
+    if verdict.proof is Proof.UNCONFIRMED:
+        log.warning("%s/%s: kept: %s is %s", job.archive_dir, name, confirmation.location, verdict.detail)
+        return
+    if not verdict.confirmed:
+        log.warning("%s is missing (or changed) at the destination; kept %s/%s and will upload it again (%s)",
+                    confirmation.location, job.archive_dir, name, verdict.detail)
+        ledger.forget(name, job.destination)
         return
     # Marker first: a crash in between leaves a file that is sent again (and
     # found identical), never a marker that vouches for a file it never saw.
     ledger.forget(name)
     os.unlink(name, dir_fd=archive_fd)
     fsutil.fsync_dir(archive_fd)
-    log.info("deleted %s/%s (uploaded to %s, older than %s)", job.archive_dir, name, fields["destination"],
+    log.info("deleted %s/%s (uploaded to %s, older than %s)", job.archive_dir, name, confirmation.location,
              _format_duration(job.delete_after))
 
 
@@ -273,15 +220,14 @@ def _local_fingerprint(archive_fd: int, name: str) -> Fingerprint | None:
 def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
     # What a pass would do, from local state only: no lock, no request, no write.
     stats = PassStats()
-    ledger = Ledger(archive_fd)
     archive_names = os.listdir(archive_fd)
-    uploaded = ledger.names(clean=False)
+    standing = Standing.of(Ledger(archive_fd), job.destination, clean=False)
     if job.delete_after is not None:
-        for name in expired(uploaded, job.clock() - job.delete_after):
+        for name in expired(standing.here, job.clock() - job.delete_after):
             if name in archive_names:
                 print(f"would delete {job.archive_dir}/{name} (uploaded to "
-                      f"{ledger.read(name).get('destination', 'unknown')}; confirmed by HEAD first)", flush=True)
-    for logfile in select_pending(archive_names, uploaded):
+                      f"{standing.here[name].location}; confirmed by HEAD first)", flush=True)
+    for logfile in select_pending(archive_names, standing.here):
         key = job.template.format(logfile, hostname=job.hostname)
         try:
             size = os.stat(logfile.filename, dir_fd=archive_fd, follow_symlinks=False).st_size
@@ -363,7 +309,7 @@ def upload_logfile(
                             job.uploader.describe(keys[0]), name, destination)
             if os.fstat(fd).st_size != size or not _same_file(archive_fd, name, source):
                 raise FileError("changed while uploading; will retry")
-            ledger.record(name, key=key, destination=destination, fingerprint=print_, source=source)
+            ledger.record(name, Confirmation(job.destination, key, print_, destination), source=source)
             verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
             log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size)
             return size if result is PutResult.STORED else 0
@@ -373,31 +319,41 @@ def upload_logfile(
 
 
 def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> bool:
-    """Checks every recorded upload against the destination: size and the
-    recorded checksums (HEAD), or every byte and the log inside (full).
-    Returns True if all match."""
+    """Checks every upload recorded for this destination: that the object
+    proves it holds the file (HEAD: a checksum, see ledger.prove), or every
+    byte and the log inside (full). Returns True if all are confirmed."""
     check_stop = stop.check if stop is not None else (lambda: None)
     archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
         ledger = Ledger(archive_fd)
+        destination = job.destination
         names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
         job.uploader.connect()
+        job.uploader.check_destination()
         problems = skipped = 0
         for name in names:
             check_stop()
-            fields = ledger.read(name)
-            key = fields.get("key")
-            if key is None or fields.get("destination") != job.uploader.describe(key):
+            try:
+                entry = ledger.read(name)
+            except MarkerError as error:
+                problems += 1
+                log.error("%s: %s", name, error)
+                continue
+            if entry is None:
+                skipped += 1  # removed since the listing
+                continue
+            confirmation = entry.at(destination)
+            if confirmation is None:
                 skipped += 1
                 log.warning("%s: recorded for another destination (%s); not checked",
-                            name, fields.get("destination", "unknown"))
+                            name, ", ".join(str(c.destination) for c in entry.confirmations))
                 continue
-            problem = _verify_one(job.uploader, key, fields, full=full, check_stop=check_stop)
+            problem = _verify_one(job.uploader, confirmation, archive_fd, name, full=full, check_stop=check_stop)
             if problem:
                 problems += 1
-                log.error("%s: %s: %s", name, fields["destination"], problem)
+                log.error("%s: %s: %s", name, confirmation.location, problem)
             else:
-                log.debug("%s: %s: ok", name, fields["destination"])
+                log.debug("%s: %s: ok", name, confirmation.location)
         checked = len(names) - skipped
         log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
                  checked, len(names), "full" if full else "head", problems, skipped)
@@ -406,19 +362,18 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
         os.close(archive_fd)
 
 
-def _verify_one(uploader: Uploader, key: str, fields: dict[str, str], *, full: bool,
+def _verify_one(uploader: Uploader, confirmation: Confirmation, archive_fd: int, name: str, *, full: bool,
                 check_stop: Callable[[], None]) -> str | None:
+    if not full:
+        verdict = prove(uploader, confirmation, archive_fd=archive_fd, name=name, check_stop=check_stop)
+        return None if verdict.confirmed else verdict.detail
+    # Every byte, read back: the strongest proof there is.
+    key, recorded = confirmation.key, confirmation.fingerprint
     remote = uploader.head(key)
     if remote is None:
         return "missing at the destination"
-    if str(remote.size) != fields.get("size"):
-        return f"size is {remote.size}, recorded {fields.get('size')}"
-    for field in ("sha256", "log_sha256", "log_length"):
-        meta = remote.metadata.get("logjam-" + field.replace("_", "-"))
-        if meta is not None and fields.get(field) is not None and meta != fields[field]:
-            return f"{field} metadata is {meta}, recorded {fields[field]}"
-    if not full:
-        return None
+    if remote.size != recorded.size:
+        return f"size is {remote.size}, recorded {recorded.size}"
     try:
         with contextlib.closing(uploader.open_object(key)) as stream:
             found = fingerprint(stream, codec_for_filename(key), check_stop=check_stop)
@@ -426,10 +381,10 @@ def _verify_one(uploader: Uploader, key: str, fields: dict[str, str], *, full: b
         return "missing at the destination"
     except CORRUPT_STREAM_ERRORS as error:
         return f"cannot be read back in full or does not decompress: {error}"
-    for field in ("size", "sha256", "log_sha256", "log_length"):
-        value = getattr(found, field)
-        if fields.get(field) is not None and str(value) != fields[field]:
-            return f"{field} is {value}, recorded {fields[field]}"
+    for attr in ("size", "sha256", "log_sha256", "log_length"):
+        value, expected = getattr(found, attr), getattr(recorded, attr)
+        if expected is not None and value != expected:
+            return f"{attr} is {value}, recorded {expected}"
     return None
 
 

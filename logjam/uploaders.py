@@ -68,6 +68,13 @@ class Uploader(Protocol):
     def describe(self, key: str) -> str:
         """Returns the full destination of key, for log lines and the ledger."""
 
+    def destination(self) -> tuple[str, str | None, str]:
+        """Names where uploads go, apart from the key: (scheme, endpoint or
+        None for the default, bucket or root). The ledger records it."""
+
+    def check_destination(self) -> None:
+        """Raises UsageError if the destination does not exist (a mistyped bucket)."""
+
     def connect(self) -> None:
         """Prepares for a pass with work (no network request needed)."""
 
@@ -85,6 +92,8 @@ class Uploader(Protocol):
 class RemoteObject:
     size: int
     metadata: dict[str, str]
+    sha256: str | None = None  # hex, of the whole object, as the store reports it
+    md5: str | None = None  # hex, when the store's ETag is the MD5 of the bytes
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,12 @@ class FileUploader:
 
     def describe(self, key: str) -> str:
         return "file://" + os.path.join(self.root, key)
+
+    def destination(self) -> tuple[str, str | None, str]:
+        return "file", None, self.root
+
+    def check_destination(self) -> None:
+        self.check_uri()
 
     def connect(self) -> None:
         pass

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import pytest
 
+from logjam.ledger import LedgerEntry
 from tests.conftest import clean_env, script, wait_for
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -304,16 +305,16 @@ class Scenario:
         for marker in sorted(ledger.iterdir()):
             if is_temp(marker.name):
                 continue
-            fields = dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
             name = marker.name
+            [recorded] = LedgerEntry.from_bytes(name, marker.read_bytes()).confirmations
             assert name in archived, f"{marker}: records a file that is not in the archive"
             key = expected_key(name)
-            assert fields.get("key") == key, f"{marker}: key {fields.get('key')!r}, expected {key!r}"
-            assert fields.get("destination") == f"{where}/{key}", f"{marker}: destination {fields.get('destination')!r}"
+            assert recorded.key == key, f"{marker}: key {recorded.key!r}, expected {key!r}"
+            assert recorded.location == f"{where}/{key}", f"{marker}: destination {recorded.location!r}"
             assert key in objects, f"{marker}: recorded as uploaded, but {where}/{key} does not exist"
-            assert fields.get("sha256") == objects[key] == archived[name], \
-                f"{marker}: recorded sha256 {fields.get('sha256')} but the destination holds {objects[key]}"
-            assert fields.get("size") == str((log_dir / "archive" / name).stat().st_size), f"{marker}: wrong size"
+            assert recorded.fingerprint.sha256 == objects[key] == archived[name], \
+                f"{marker}: recorded sha256 {recorded.fingerprint.sha256} but the destination holds {objects[key]}"
+            assert recorded.fingerprint.size == (log_dir / "archive" / name).stat().st_size, f"{marker}: wrong size"
             markers.add(name)
         return markers
 

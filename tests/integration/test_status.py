@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 
+from logjam.integrity import Fingerprint
+from logjam.ledger import Confirmation, Destination, LedgerEntry
 from logjam.status import main
 from tests.conftest import run
 
 NOW = datetime.datetime(2013, 7, 27, 13, 36, tzinfo=datetime.timezone.utc)
+
+
+def marker(name: str, data: bytes, *, destination: Destination = Destination("file", "/srv/logs")) -> bytes:
+    """A marker recording data as confirmed at destination."""
+    print_ = Fingerprint(len(data), hashlib.sha256(data).hexdigest())
+    key = f"app/{name}"
+    return LedgerEntry(name, (Confirmation(destination, key, print_, f"{destination}/{key}"),)).to_bytes()
 
 
 def populate(log_dir):
@@ -19,7 +29,7 @@ def populate(log_dir):
     (archive / ".uploaded").mkdir(parents=True)
     (archive / "app-20130727T1100Z.log.gz").write_bytes(b"a" * 30)  # waiting for upload
     (archive / "app-20130727T1000Z.log.gz").write_bytes(b"u" * 40)  # uploaded, kept
-    (archive / ".uploaded" / "app-20130727T1000Z.log.gz").write_text("key=x\n")
+    (archive / ".uploaded" / "app-20130727T1000Z.log.gz").write_bytes(marker("app-20130727T1000Z.log.gz", b"u" * 40))
     (archive / "db-20130726T0000Z-r1.log.zst").write_bytes(b"z" * 5)
 
 
@@ -46,6 +56,7 @@ def test_table_for_people(tmp_path, capsys):
     assert lines[0] == f"{tmp_path}:"
     assert lines[1].split() == ["STREAM", "LIVE", "TO", "COMPRESS", "TO", "UPLOAD", "UPLOADED,", "KEPT", "OLDEST", "WAITING"]
     assert lines[2].split() == ["app-*.log", "1", "(10", "B)", "1", "(20", "B)", "1", "(30", "B)", "1", "(40", "B)", "2h36m"]
+    assert lines[-2:] == ["  kept files recorded as uploaded, per destination:", "    file:///srv/logs: 1 (40 B)"]
 
 
 def test_reads_only(tmp_path):
@@ -82,11 +93,16 @@ def test_check_looks_up_each_kept_upload_at_the_destination(tmp_path, s3_proxy, 
     result = run("logjam-status", "--json", "--check", uri, "--endpoint-url", s3_proxy.url, log_dir,
                  env=clean_env())
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a kept upload missing at the destination is a problem
+    assert result.stderr == (f"logjam-status: {archive}/app-20130727T1000Z.log.gz: s3://{bucket}/"
+                             "app/2013/07/27/app-20130727T1000Z.log.gz: missing at the destination\n")
     [report] = json.loads(result.stdout)
     [app] = report["streams"]
     assert app["uploaded"]["files"] == 2
     assert app["missing"]["files"] == 1
-    assert sorted(method for method, _ in s3_proxy.calls()) == ["HEAD", "HEAD"]
+    assert app["unconfirmed"]["files"] == 0
+    # One HEAD of the bucket (a mistyped one is a usage error), one per kept file.
+    assert sorted(s3_proxy.calls()) == [("HEAD", f"/{bucket}"), ("HEAD", f"/{bucket}/app/2013/07/27/app-20130727T1000Z.log.gz"),
+                                        ("HEAD", f"/{bucket}/app/2013/07/27/app-20130727T1100Z.log.gz")]
     local_only = run("logjam-status", "--json", log_dir)
     assert json.loads(local_only.stdout)[0]["streams"][0]["missing"] is None

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 
+from logjam.ledger import LedgerEntry
 from tests.conftest import run, tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -37,11 +38,12 @@ def test_copies_to_keyed_paths_and_records(archive, dest):
     assert tree(dest) == {"db/2013/07/27/" + NAME: data}
     assert stat.S_IMODE(os.stat(dest / "db/2013/07/27" / NAME).st_mode) == 0o640
     assert os.listdir(archive / ".uploaded") == [NAME]
-    marker = (archive / ".uploaded" / NAME).read_text().splitlines()
-    assert f"destination=file://{dest}/db/2013/07/27/{NAME}" in marker
-    assert f"key=db/2013/07/27/{NAME}" in marker
-    assert f"size={len(data)}" in marker
-    assert "log_sha256=" + hashlib.sha256(b"hello\n").hexdigest() in marker
+    [marker] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
+    assert marker.location == f"file://{dest}/db/2013/07/27/{NAME}"
+    assert (marker.destination.scheme, marker.destination.bucket) == ("file", str(dest))
+    assert marker.key == f"db/2013/07/27/{NAME}"
+    assert marker.fingerprint.size == len(data)
+    assert marker.fingerprint.log_sha256 == hashlib.sha256(b"hello\n").hexdigest()
     assert stat.S_IMODE(os.stat(archive / ".uploaded" / NAME).st_mode) == 0o640  # no wider than the log
     assert not [name for name in os.listdir(dest / "db/2013/07/27") if name.startswith(".")]
 

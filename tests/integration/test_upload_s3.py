@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from logjam.ledger import LedgerEntry
 from tests.conftest import clean_env, run
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -107,8 +108,8 @@ def test_other_content_at_the_key_is_left_untouched(archive, bucket, s3_proxy, s
         "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": data,
     }
     assert "holds other content" in result.stderr
-    marker = (archive / ".uploaded" / NAME).read_text().splitlines()
-    assert f"destination=s3://{bucket}/db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz" in marker
+    [marker] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
+    assert marker.location == f"s3://{bucket}/db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"
 
 
 def test_template_with_every_field(archive, bucket, s3_proxy, s3_client):

@@ -1,0 +1,137 @@
+"""The ledger's pure parts: the marker format (new and old), destinations
+as values, and what proves an upload (logjam.ledger)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from logjam.integrity import Fingerprint
+from logjam.ledger import (
+    FORMAT,
+    UNKNOWN_ENDPOINT,
+    Confirmation,
+    Destination,
+    LedgerEntry,
+    MarkerError,
+    Proof,
+    judge,
+    normalise_endpoint,
+)
+from logjam.uploaders import RemoteObject
+
+DATA = b"archived bytes"
+PRINT = Fingerprint(len(DATA), hashlib.sha256(DATA).hexdigest(), 5, "ab" * 32)
+S3 = Destination("s3", "my-logs")
+MINIO = Destination("s3", "my-logs", "http://minio:9000")
+NFS = Destination("file", "/mnt/nfs/logs")
+
+# Names that str.splitlines() would cut: \r, \x0b, \x0c, \x1c-\x1e, U+0085,
+# U+2028, U+2029; and a byte that is not UTF-8 (as os.listdir gives it).
+ODD = ["a\rb", "a\x0bb", "a\x0cb", "a\x1cb", "a\x85b", "a\u2028b", "a\u2029b", "caf\udce9", "a=b", "a\nb"]
+
+
+@pytest.mark.parametrize("prefix", ODD)
+def test_any_name_and_key_survive_a_marker(prefix):
+    name = f"{prefix}-20130727T1200Z.log.gz"
+    key = f"{prefix}/2013/07/27/{name}"
+    entry = LedgerEntry(name, (Confirmation(S3, key, PRINT, f"s3://my-logs/{key}"),
+                               Confirmation(NFS, "other/" + key, PRINT, f"file:///mnt/nfs/logs/other/{key}")))
+    data = entry.to_bytes()
+    assert data.isascii()
+    assert LedgerEntry.from_bytes(name, data) == entry
+
+
+@pytest.mark.parametrize("prefix", ODD[:-1])  # the old format could never hold a "\n"
+def test_old_format_is_read_splitting_on_newlines_only(prefix):
+    name = f"{prefix}-20130727T1200Z.log.gz"
+    key = f"{prefix}/2013/07/27/{name}"
+    old = (f"destination=s3://my-logs/{key}\nkey={key}\nsize={PRINT.size}\nsha256={PRINT.sha256}\n"
+           f"log_length=5\nlog_sha256={'ab' * 32}\n").encode("utf-8", "surrogateescape")
+    [confirmation] = LedgerEntry.from_bytes(name, old).confirmations
+    assert confirmation.key == key
+    assert confirmation.fingerprint == PRINT
+    assert confirmation.destination == Destination("s3", "my-logs", UNKNOWN_ENDPOINT)
+    # It named no endpoint: it counts for any endpoint of that bucket.
+    assert LedgerEntry.from_bytes(name, old).at(MINIO) == confirmation
+    assert LedgerEntry.from_bytes(name, old).at(Destination("s3", "other-bucket")) is None
+
+
+def test_old_format_file_destination_is_its_root():
+    old = b"destination=file:///mnt/nfs/logs/db/x.gz\nkey=db/x.gz\nsize=3\nsha256=00\n"
+    [confirmation] = LedgerEntry.from_bytes("x.gz", old).confirmations
+    assert confirmation.destination == NFS
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"", "empty marker"),
+    (b"\n  \n", "empty marker"),
+    (b"s3://my-logs/x\nsize 3\nsha256 00\n", "names no key"),  # an early development format
+    (b"key=x\n", "names no key"),
+    (b"key=x\nsize=many\nsha256=00\n", "unreadable"),
+    (b"{not json", "unreadable"),
+    (b'{"format": "something else"}', "not a marker"),
+    (('{"format": "%s", "uploads": []}' % FORMAT).encode(), "names no destination"),
+    (('{"format": "%s", "uploads": [{"scheme": "s3"}]}' % FORMAT).encode(), "unreadable"),
+])
+def test_a_marker_that_says_nothing_usable_is_an_error(data, says):
+    with pytest.raises(MarkerError, match=says):
+        LedgerEntry.from_bytes("x", data)
+
+
+def test_destinations_are_values():
+    assert Destination("s3", "my-logs", None).includes(S3)
+    assert not S3.includes(MINIO) and not MINIO.includes(S3)
+    assert not S3.includes(Destination("s3", "other"))
+    assert not NFS.includes(Destination("file", "/mnt/nfs"))
+    assert Destination("s3", "my-logs", UNKNOWN_ENDPOINT).includes(MINIO)
+    assert str(MINIO) == "s3://my-logs at http://minio:9000" and str(S3) == "s3://my-logs"
+    assert str(NFS) == "file:///mnt/nfs/logs"
+
+
+@pytest.mark.parametrize("given, expected", [
+    (None, None),
+    ("", None),
+    ("http://minio:9000", "http://minio:9000"),
+    ("HTTP://MinIO:9000/", "http://minio:9000"),
+    ("https://user:secret@minio.example/", "https://minio.example"),  # never a credential in the ledger
+    ("http://[::1]:9000", "http://[::1]:9000"),
+])
+def test_normalise_endpoint(given, expected):
+    assert normalise_endpoint(given) == expected
+
+
+def test_recording_a_destination_keeps_the_others_of_the_same_bytes_only():
+    other_bytes = Fingerprint(3, "00" * 32)
+    entry = LedgerEntry("x", (Confirmation(NFS, "k", other_bytes), Confirmation(MINIO, "k", PRINT)))
+    updated = entry.with_confirmation(Confirmation(S3, "k2", PRINT))
+    assert updated.confirmations == (Confirmation(MINIO, "k", PRINT), Confirmation(S3, "k2", PRINT))
+    assert updated.without(S3).confirmations == (Confirmation(MINIO, "k", PRINT),)
+    assert updated.at(S3).matches(Fingerprint(PRINT.size, PRINT.sha256))
+    assert not updated.at(S3).matches(other_bytes)
+
+
+MD5 = hashlib.md5(DATA).hexdigest()
+SHA = PRINT.sha256
+
+
+@pytest.mark.parametrize("remote, local_md5, proof", [
+    (None, None, Proof.MISSING),
+    (RemoteObject(PRINT.size + 1, {"logjam-sha256": SHA}), None, Proof.DIFFERENT),
+    # The size alone proves nothing (issue #8 §4).
+    (RemoteObject(PRINT.size, {}), None, Proof.UNCONFIRMED),
+    (RemoteObject(PRINT.size, {}), MD5, Proof.UNCONFIRMED),  # no ETag that is an MD5
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}), None, Proof.CONFIRMED),
+    (RemoteObject(PRINT.size, {"logjam-sha256": "0" * 64}), None, Proof.DIFFERENT),
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA, "logjam-log-length": "6"}), None, Proof.DIFFERENT),
+    (RemoteObject(PRINT.size, {}, sha256=SHA), None, Proof.CONFIRMED),
+    (RemoteObject(PRINT.size, {}, sha256="0" * 64), None, Proof.DIFFERENT),
+    # What the store computed outranks metadata a copy carried along.
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}, sha256="0" * 64), None, Proof.DIFFERENT),
+    (RemoteObject(PRINT.size, {}, md5=MD5), MD5, Proof.CONFIRMED),
+    (RemoteObject(PRINT.size, {}, md5="0" * 32), MD5, Proof.DIFFERENT),
+    (RemoteObject(PRINT.size, {}, md5=MD5), None, Proof.UNCONFIRMED),  # the local file is gone
+])
+def test_what_proves_an_upload(remote, local_md5, proof):
+    assert judge(remote, PRINT, local_md5=lambda: local_md5).proof is proof
