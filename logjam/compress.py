@@ -231,9 +231,12 @@ def _verify(
         )
 
 
-def _remove_original(dir_fd: int, name: str, source: os.stat_result) -> None:
+def _remove_original(
+    dir_fd: int, name: str, source: os.stat_result, *, in_window: Callable[[str], None] = lambda stage: None
+) -> None:
     # Unlink only the very file that was compressed: if the name now points
     # elsewhere (a writer re-created it), leave it for the next pass.
+    # in_window (a test seam) runs where a writer's rename would do harm.
     try:
         current = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -246,6 +249,8 @@ def _remove_original(dir_fd: int, name: str, source: os.stat_result) -> None:
         # keep it; the next pass archives it again as a duplicate.
         log.warning("%s changed after it was compressed; kept for the next pass", name)
         return
+    in_window("before-move")
+    in_window("before-unlink")
     os.unlink(name, dir_fd=dir_fd)
     fsutil.fsync_dir(dir_fd)
 
