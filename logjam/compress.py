@@ -471,7 +471,7 @@ def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str
         if age < min_quiet:
             return f"modified {max(age, 0):.0f} s ago (--min-quiet {min_quiet:g})"
         if busy is None:
-            busy = open_for_writing(log_dir)
+            busy = open_for_writing()
         if (info.st_dev, info.st_ino) in busy:
             return "still open for writing by a process"
         return None
