@@ -107,6 +107,37 @@ def duplicate_timestamp_path(
     raise FileError(f"{path}: all {MAX_DUPLICATES + 1} duplicate names are taken")
 
 
+class LeftAlone(Skipped):
+    """A file logjam leaves for the operator, warned about once per run."""
+
+
+# Warnings already given in this run (LeftAlone, clock skew): a loop that
+# repeats them every minute buries everything else in the log.
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def name_problem(name: str, extension: str, *, archived: Callable[[str], bool]) -> str | None:
+    """Takes a log's name, the codec's extension and a test for names taken in
+    the archive. Returns why the log cannot be archived under a name that
+    fits NAME_MAX (to be left for the operator), or None."""
+    final_name = name + extension
+    if not fsutil.name_fits(final_name):
+        return (f"{name}: name too long to archive ({len(os.fsencode(final_name))} bytes with "
+                f"{extension}, the limit is {fsutil.NAME_MAX}); left alone: rename it")
+    if not archived(final_name):
+        return None
+    if any(fsutil.name_fits(candidate) for candidate in duplicate_timestamp_names(final_name)):
+        return None
+    return (f"{name}: archive/{final_name} exists, and a duplicate name for this copy would be longer "
+            f"than {fsutil.NAME_MAX} bytes; left alone: rename it or move archive/{final_name} away")
+
+
 # -- effects ----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -446,8 +477,19 @@ def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: Compres
     # The same checks as a real pass, reading only: no lock, no archive/, no temporary file.
     stats = PassStats()
     not_ready = _readiness(log_dir, options.min_quiet)
+    archive = os.path.join(log_dir, ARCHIVE_DIRNAME)
+
+    def archived(final_name: str) -> bool:
+        return os.path.lexists(os.path.join(archive, final_name))
+
+    def check_and_open(logfile: LogFile) -> tuple[int, os.stat_result]:
+        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
+        if problem is not None:
+            raise LeftAlone(problem)
+        return open_source(dir_fd, logfile.filename, not_ready)
+
     for logfile in yield_old_logfiles(os.listdir(dir_fd), now):
-        opened = _attempt(lambda: open_source(dir_fd, logfile.filename, not_ready), log_dir, logfile, stats)
+        opened = _attempt(lambda: check_and_open(logfile), log_dir, logfile, stats)
         if opened is None:
             continue
         source_fd, source = opened
@@ -500,13 +542,26 @@ def _compress_each(
 
     stats = PassStats()
 
+    def archived(final_name: str) -> bool:
+        try:
+            os.stat(final_name, dir_fd=archive_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def compress_one(logfile: LogFile, file_threads: int) -> Compressed:
+        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
+        if problem is not None:
+            raise LeftAlone(problem)
+        return compress_logfile(
+            dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
+            threads=file_threads, check_stop=check_stop, not_ready=not_ready,
+        )
+
     def one(logfile: LogFile, file_threads: int) -> None:
         check_stop()
         done = _attempt(
-            lambda: compress_logfile(
-                dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
-                threads=file_threads, check_stop=check_stop, not_ready=not_ready,
-            ),
+            lambda: compress_one(logfile, file_threads),
             log_dir, logfile, stats,
         )
         if done is None:
@@ -538,6 +593,9 @@ def _attempt(action: Callable[[], R], log_dir: str, logfile: LogFile, stats: Pas
         return action()
     except NotReady as waiting:
         log.info("%s/%s", log_dir, waiting)
+        stats.waiting(logfile.timestamp)
+    except LeftAlone as left:
+        _warn_once(f"{log_dir}/{left}")
         stats.waiting(logfile.timestamp)
     except Skipped as skipped:
         log.warning("%s/%s", log_dir, skipped)
@@ -590,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
 def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] | None = None):
     """Checks the directories. Returns the pass function the runner calls."""
     clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+    _warned.clear()  # once per run
     for log_dir in args.directories:
         dir_fd = fsutil.open_given_dir(log_dir)
         try:
