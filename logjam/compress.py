@@ -486,6 +486,7 @@ def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: Compres
         problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
         if problem is not None:
             raise LeftAlone(problem)
+        _warn_if_skewed(dir_fd, log_dir, logfile.filename)
         return open_source(dir_fd, logfile.filename, not_ready)
 
     for logfile in yield_old_logfiles(os.listdir(dir_fd), now):
@@ -501,6 +502,22 @@ def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: Compres
     return stats
 
 
+CLOCK_SKEW = 300  # seconds an mtime may be ahead of the clock before it is taken for clock skew
+
+
+def _warn_if_skewed(dir_fd: int, log_dir: str, name: str) -> None:
+    # An mtime ahead of the clock (a bad hardware clock, a writer on another
+    # host) would make --min-quiet wait for as long as the skew lasts.
+    try:
+        mtime = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime
+    except OSError:
+        return
+    ahead = mtime - time.time()
+    if ahead > CLOCK_SKEW:
+        _warn_once(f"{log_dir}/{name}: modified {ahead:.0f} s in the future (clock skew?); --min-quiet "
+                   "cannot apply, deciding by its name's hour and whether a process still writes it")
+
+
 def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str | None]:
     # A late writer (rsyslog keeps finished hours open) may still append:
     # wait until no process holds the file open for writing and it has been
@@ -510,7 +527,9 @@ def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str
     def not_ready(info: os.stat_result) -> str | None:
         nonlocal busy
         age = time.time() - info.st_mtime
-        if age < min_quiet:
+        if age < -CLOCK_SKEW:
+            pass  # a clock was wrong (see _warn_if_skewed): the name's hour and the writer check decide
+        elif age < min_quiet:
             return f"modified {max(age, 0):.0f} s ago (--min-quiet {min_quiet:g})"
         if busy is None:
             busy = open_for_writing()
@@ -553,6 +572,7 @@ def _compress_each(
         problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
         if problem is not None:
             raise LeftAlone(problem)
+        _warn_if_skewed(dir_fd, log_dir, logfile.filename)
         return compress_logfile(
             dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
             threads=file_threads, check_stop=check_stop, not_ready=not_ready,

@@ -199,3 +199,28 @@ def test_writer_through_a_bind_mount_is_seen(make_logs, bind_mount):
         assert (log_dir / OLD).read_bytes() == b"early line\nlate line\n"
     finally:
         release(writer)
+
+
+def test_an_mtime_in_the_future_is_clock_skew_not_a_recent_change(make_logs, capsys):
+    from logjam import compress
+    from logjam.service import Stop, configure_logging
+
+    log_dir = make_logs({OLD: b"early line\n"})
+    writer = hold(HOLD_OPEN, log_dir / OLD, "ready")
+    try:
+        tomorrow = time.time() + 86400  # a bad hardware clock
+        os.utime(log_dir / OLD, (tomorrow, tomorrow))
+        configure_logging("info")
+        job = compress.make_job(compress.build_parser().parse_args(["--once", str(log_dir)]))
+        for _ in range(2):  # two passes of one run: still written, so still kept
+            assert job(Stop()).ok
+        err = capsys.readouterr().err
+        assert err.count("s in the future (clock skew?)") == 1
+        assert err.count("still open for writing") == 2
+        assert "--min-quiet 60)" not in err
+    finally:
+        release(writer)
+
+    assert compress.main(["--once", str(log_dir)]) == 0
+    assert not (log_dir / OLD).exists()
+    assert os.listdir(log_dir / "archive") == [OLD + ".gz"]
