@@ -409,13 +409,19 @@ def open_archive_dir(dir_fd: int, log_dir: str) -> int:
     except OSError as error:
         raise FileError(f"{log_dir}/{ARCHIVE_DIRNAME}: not a directory (or a symbolic link)") from error
     parent = os.fstat(dir_fd)
+    # As the logs' directory, whatever the umask, with its sticky bit (under
+    # a sticky world-writable directory, no user may delete or replace
+    # another's archived logs) and its set-group-ID bit (new files keep the
+    # shared group). Never the set-user-ID bit.
+    mode = stat.S_IMODE(parent.st_mode) & (0o777 | stat.S_ISVTX | stat.S_ISGID)
     with contextlib.suppress(FileExistsError):
-        os.mkdir(ARCHIVE_DIRNAME, stat.S_IMODE(parent.st_mode) & 0o777, dir_fd=dir_fd)
+        os.mkdir(ARCHIVE_DIRNAME, mode & 0o777, dir_fd=dir_fd)
         fsutil.fsync_dir(dir_fd)
     archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
     if os.geteuid() == 0:
         os.fchown(archive_fd, parent.st_uid, parent.st_gid)
-    os.fchmod(archive_fd, stat.S_IMODE(parent.st_mode) & 0o777)  # as the logs' directory, whatever the umask
+    # (Not root: under set-group-ID the kernel gave it the parent's group.)
+    os.fchmod(archive_fd, mode)
     log.info("created %s/%s", log_dir, ARCHIVE_DIRNAME)
     return archive_fd
 
