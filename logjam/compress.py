@@ -426,6 +426,27 @@ def open_archive_dir(dir_fd: int, log_dir: str) -> int:
     return archive_fd
 
 
+def check_archive_dir(log_dir: str, dir_fd: int, *, allow_insecure: bool = False) -> None:
+    """Refuses (UsageError) an existing DIR/archive that is not a directory (a
+    file, a symbolic link) or, as root, one a non-root user can write: these
+    do not go away by themselves, so they are configuration, not a pass's error."""
+    path = f"{log_dir}/{ARCHIVE_DIRNAME}"
+    try:
+        info = os.stat(ARCHIVE_DIRNAME, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # made on the first pass with something to archive
+    except OSError as error:
+        raise UsageError(f"{path}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        kind = "a regular file" if stat.S_ISREG(info.st_mode) else fsutil.describe_type(info.st_mode)
+        raise UsageError(f"{path}: {kind}, not a directory (logjam-compress keeps the archive there); move it away")
+    archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
+    try:
+        check_directory_security(path, archive_fd, allow_insecure=allow_insecure)
+    finally:
+        os.close(archive_fd)
+
+
 @dataclass(frozen=True)
 class CompressOptions:
     """How to compress, and how careful to be about files still in use."""
@@ -679,6 +700,7 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
         dir_fd = fsutil.open_given_dir(log_dir)
         try:
             check_directory_security(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
+            check_archive_dir(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
         finally:
             os.close(dir_fd)
     codec = CODECS[args.codec]
