@@ -685,7 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compression level: gzip 1-9 (default 6), zstd 1-22 (default 3)")
     parser.add_argument("--min-quiet", type=float, default=60.0, metavar="SECONDS",
                         help="leave a finished file until it has not changed for this long "
-                             "(late writers; default: %(default)g)")
+                             "(late writers; default: %(default)g). With 0, a writer that opens, "
+                             "appends and closes may get a second archive holding its old lines again")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="compression threads (default: all cores, here %d)" % available_cores())
     add_common_arguments(parser)
