@@ -139,3 +139,27 @@ def test_a_leftover_of_unknown_name_is_left_with_a_warning(make_logs, capsys):
     assert compress.main(["--once", str(log_dir)]) == 0
     assert stray.read_bytes() == b"who knows\n"
     assert "left in place" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kernel", ["renameat2", "without renameat2"])
+def test_rename_noreplace_moves_but_never_replaces(tmp_path, monkeypatch, kernel):
+    import ctypes
+    import errno
+
+    from logjam import fsutil
+
+    if kernel != "renameat2":
+        def enosys(*args) -> int:
+            ctypes.set_errno(errno.ENOSYS)
+            return -1
+
+        monkeypatch.setattr(fsutil, "_renameat2", enosys)
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert fsutil.rename_noreplace(dir_fd, "a", "b") is False
+        assert fsutil.rename_noreplace(dir_fd, "a", "c") is True
+    finally:
+        os.close(dir_fd)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == {"b": b"b", "c": b"a"}
