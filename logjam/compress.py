@@ -14,6 +14,7 @@ import io
 import itertools
 import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from logjam import fsutil
-from logjam.codecs import CODECS, CORRUPT_STREAM_ERRORS, GZIP, Codec, available_cores, crc32
+from logjam.codecs import CODECS, CORRUPT_STREAM_ERRORS, GZIP, Codec, available_cores, codec_for_filename, crc32
 from logjam.errors import FileError, NotReady, Skipped, UsageError
+from logjam.integrity import file_fingerprint
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security, open_for_writing
@@ -103,6 +105,37 @@ def duplicate_timestamp_path(
         if not exists(candidate_path):
             return candidate_path
     raise FileError(f"{path}: all {MAX_DUPLICATES + 1} duplicate names are taken")
+
+
+class LeftAlone(Skipped):
+    """A file logjam leaves for the operator, warned about once per run."""
+
+
+# Warnings already given in this run (LeftAlone, clock skew): a loop that
+# repeats them every minute buries everything else in the log.
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def name_problem(name: str, extension: str, *, archived: Callable[[str], bool]) -> str | None:
+    """Takes a log's name, the codec's extension and a test for names taken in
+    the archive. Returns why the log cannot be archived under a name that
+    fits NAME_MAX (to be left for the operator), or None."""
+    final_name = name + extension
+    if not fsutil.name_fits(final_name):
+        return (f"{name}: name too long to archive ({len(os.fsencode(final_name))} bytes with "
+                f"{extension}, the limit is {fsutil.NAME_MAX}); left alone: rename it")
+    if not archived(final_name):
+        return None
+    if any(fsutil.name_fits(candidate) for candidate in duplicate_timestamp_names(final_name)):
+        return None
+    return (f"{name}: archive/{final_name} exists, and a duplicate name for this copy would be longer "
+            f"than {fsutil.NAME_MAX} bytes; left alone: rename it or move archive/{final_name} away")
 
 
 # -- effects ----------------------------------------------------------------
@@ -231,23 +264,139 @@ def _verify(
         )
 
 
-def _remove_original(dir_fd: int, name: str, source: os.stat_result) -> None:
-    # Unlink only the very file that was compressed: if the name now points
-    # elsewhere (a writer re-created it), leave it for the next pass.
+REMOVING_MARKER = ".logjam-rm-"
+
+
+def removing_name(name: str) -> str:
+    """Takes a log's name. Returns the hidden name it has while being removed:
+    fixed-size, and tied to the log's name by a digest, so that a pass after
+    a crash can tell which log a leftover was."""
+    return REMOVING_MARKER + fsutil.name_digest(name, 32)
+
+
+def _remove_original(
+    dir_fd: int, name: str, source: os.stat_result, *, in_window: Callable[[str], None] = lambda stage: None
+) -> None:
+    # Check and delete in one atomic step: move the name aside to a hidden
+    # name first (a writer renaming a new version into place from now on
+    # creates a new entry we never touch), then check what was moved, and
+    # unlink it only if it is the very file that was compressed, unchanged.
+    # A crash in between leaves the hidden name, which the next pass
+    # recognises (recover_removals). in_window is a test seam: it runs
+    # where a writer's rename would do harm.
+    hidden = removing_name(name)
+    in_window("before-move")
     try:
-        current = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        moved = fsutil.rename_noreplace(dir_fd, name, hidden)
     except FileNotFoundError:
         return
+    if not moved:
+        log.warning("%s: a leftover %s is in the way; the original is kept for a later pass", name, hidden)
+        return
+    current = os.stat(hidden, dir_fd=dir_fd, follow_symlinks=False)
     if (current.st_dev, current.st_ino) != (source.st_dev, source.st_ino):
         log.warning("%s was replaced while being compressed; the new file is left for the next pass", name)
+        _put_back(dir_fd, hidden, name, in_window=in_window)
         return
     if (current.st_size, current.st_mtime_ns) != (source.st_size, source.st_mtime_ns):
         # Appended to after the check (a writer that opens, appends, closes):
         # keep it; the next pass archives it again as a duplicate.
         log.warning("%s changed after it was compressed; kept for the next pass", name)
+        _put_back(dir_fd, hidden, name, in_window=in_window)
         return
-    os.unlink(name, dir_fd=dir_fd)
+    in_window("before-unlink")
+    os.unlink(hidden, dir_fd=dir_fd)
     fsutil.fsync_dir(dir_fd)
+
+
+def _put_back(dir_fd: int, hidden: str, name: str, *, in_window: Callable[[str], None] = lambda stage: None) -> bool:
+    # Never over a file that appeared under the name meanwhile: then both
+    # stay, the displaced one under the first free duplicate name beside it,
+    # a log name of its own stream that the next pass archives as any other.
+    in_window("before-put-back")
+    candidates = [name, *(fsutil.name_fits(n) and n for n in duplicate_timestamp_names(name))]
+    for candidate in candidates:
+        if candidate and fsutil.rename_noreplace(dir_fd, hidden, candidate):
+            fsutil.fsync_dir(dir_fd)
+            if candidate != name:
+                log.warning("%s was re-created meanwhile; stored the displaced version as %s", name, candidate)
+            return True
+    log.warning("%s: cannot put a displaced version back (the name and its duplicate names are taken "
+                "or too long); left in place as %s", name, hidden)
+    return False
+
+
+def recover_removals(dir_fd: int, log_dir: str, names: Sequence[str]) -> None:
+    """Settles the hidden names a crash in the middle of _remove_original left
+    in a log directory (callers hold its lock): a leftover whose archived copy
+    reads back the same is removed, any other is put back under its name."""
+    leftovers = [name for name in names if name.startswith(REMOVING_MARKER)]
+    if not leftovers:
+        return
+    try:
+        archive_fd: int | None = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
+    except OSError:
+        archive_fd = None
+    try:
+        archived = os.listdir(archive_fd) if archive_fd is not None else []
+        # Which log name each archived file (and each current log) was.
+        originals: dict[str, list[str]] = {}
+        for archive_name in archived:
+            original = _original_name(archive_name)
+            if original is not None:
+                originals.setdefault(removing_name(original), []).append(archive_name)
+        by_hidden = {removing_name(n): n for n in map(_original_name, archived) if n}
+        by_hidden.update({removing_name(n): n for n in names if parse_filename(n) is not None})
+        for hidden in leftovers:
+            original = by_hidden.get(hidden)
+            if original is None:
+                log.warning("%s/%s: left by an interrupted removal, but no archived file tells which log it "
+                            "was; left in place (rename it to its log name to have it archived)", log_dir, hidden)
+                continue
+            if archive_fd is not None and _archived_already(dir_fd, hidden, archive_fd, originals.get(hidden, [])):
+                os.unlink(hidden, dir_fd=dir_fd)
+                fsutil.fsync_dir(dir_fd)
+                log.info("%s/%s: finished removing %s (archived; left by an interrupted pass)",
+                         log_dir, hidden, original)
+            elif _put_back(dir_fd, hidden, original):
+                log.warning("%s/%s: put back %s, left by an interrupted pass", log_dir, hidden, original)
+    finally:
+        if archive_fd is not None:
+            os.close(archive_fd)
+
+
+def _original_name(archive_name: str) -> str | None:
+    # archive/NAME.gz (or a duplicate name of it) was log NAME.
+    codec = codec_for_filename(archive_name)
+    if codec is None or parse_filename(archive_name) is None:
+        return None
+    base = archive_name[: -len(codec.extension)]
+    return re.sub(re.escape(DUPLICATE_MARK) + r"(-\d\d)?(?=-\d)", "", base, count=1)
+
+
+def _archived_already(dir_fd: int, hidden: str, archive_fd: int, archive_names: list[str]) -> bool:
+    try:
+        fd, _ = fsutil.open_regular(dir_fd, hidden)
+    except (OSError, Skipped):
+        return False
+    try:
+        local = file_fingerprint(fd, None)
+    finally:
+        os.close(fd)
+    for archive_name in archive_names:
+        try:
+            archived_fd, _ = fsutil.open_regular(archive_fd, archive_name)
+        except (OSError, Skipped):
+            continue
+        try:
+            found = file_fingerprint(archived_fd, codec_for_filename(archive_name))
+        except CORRUPT_STREAM_ERRORS:
+            continue
+        finally:
+            os.close(archived_fd)
+        if (found.log_length, found.log_sha256) == (local.size, local.sha256):
+            return True
+    return False
 
 
 def open_archive_dir(dir_fd: int, log_dir: str) -> int:
@@ -260,15 +409,42 @@ def open_archive_dir(dir_fd: int, log_dir: str) -> int:
     except OSError as error:
         raise FileError(f"{log_dir}/{ARCHIVE_DIRNAME}: not a directory (or a symbolic link)") from error
     parent = os.fstat(dir_fd)
+    # As the logs' directory, whatever the umask, with its sticky bit (under
+    # a sticky world-writable directory, no user may delete or replace
+    # another's archived logs) and its set-group-ID bit (new files keep the
+    # shared group). Never the set-user-ID bit.
+    mode = stat.S_IMODE(parent.st_mode) & (0o777 | stat.S_ISVTX | stat.S_ISGID)
     with contextlib.suppress(FileExistsError):
-        os.mkdir(ARCHIVE_DIRNAME, stat.S_IMODE(parent.st_mode) & 0o777, dir_fd=dir_fd)
+        os.mkdir(ARCHIVE_DIRNAME, mode & 0o777, dir_fd=dir_fd)
         fsutil.fsync_dir(dir_fd)
     archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
     if os.geteuid() == 0:
         os.fchown(archive_fd, parent.st_uid, parent.st_gid)
-    os.fchmod(archive_fd, stat.S_IMODE(parent.st_mode) & 0o777)  # as the logs' directory, whatever the umask
+    # (Not root: under set-group-ID the kernel gave it the parent's group.)
+    os.fchmod(archive_fd, mode)
     log.info("created %s/%s", log_dir, ARCHIVE_DIRNAME)
     return archive_fd
+
+
+def check_archive_dir(log_dir: str, dir_fd: int, *, allow_insecure: bool = False) -> None:
+    """Refuses (UsageError) an existing DIR/archive that is not a directory (a
+    file, a symbolic link) or, as root, one a non-root user can write: these
+    do not go away by themselves, so they are configuration, not a pass's error."""
+    path = f"{log_dir}/{ARCHIVE_DIRNAME}"
+    try:
+        info = os.stat(ARCHIVE_DIRNAME, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # made on the first pass with something to archive
+    except OSError as error:
+        raise UsageError(f"{path}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        kind = "a regular file" if stat.S_ISREG(info.st_mode) else fsutil.describe_type(info.st_mode)
+        raise UsageError(f"{path}: {kind}, not a directory (logjam-compress keeps the archive there); move it away")
+    archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
+    try:
+        check_directory_security(path, archive_fd, allow_insecure=allow_insecure)
+    finally:
+        os.close(archive_fd)
 
 
 @dataclass(frozen=True)
@@ -303,6 +479,9 @@ def compress_directory(
                 log.info("%s: another logjam-compress is working here; skipping", log_dir)
                 return PassStats()
             names = os.listdir(dir_fd)
+            if any(name.startswith(REMOVING_MARKER) for name in names):
+                recover_removals(dir_fd, log_dir, names)
+                names = os.listdir(dir_fd)
             finished = list(yield_old_logfiles(names, now))
             if not finished:
                 log.debug("%s: nothing to compress", log_dir)
@@ -325,8 +504,20 @@ def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: Compres
     # The same checks as a real pass, reading only: no lock, no archive/, no temporary file.
     stats = PassStats()
     not_ready = _readiness(log_dir, options.min_quiet)
+    archive = os.path.join(log_dir, ARCHIVE_DIRNAME)
+
+    def archived(final_name: str) -> bool:
+        return os.path.lexists(os.path.join(archive, final_name))
+
+    def check_and_open(logfile: LogFile) -> tuple[int, os.stat_result]:
+        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
+        if problem is not None:
+            raise LeftAlone(problem)
+        _warn_if_skewed(dir_fd, log_dir, logfile.filename)
+        return open_source(dir_fd, logfile.filename, not_ready)
+
     for logfile in yield_old_logfiles(os.listdir(dir_fd), now):
-        opened = _attempt(lambda: open_source(dir_fd, logfile.filename, not_ready), log_dir, logfile, stats)
+        opened = _attempt(lambda: check_and_open(logfile), log_dir, logfile, stats)
         if opened is None:
             continue
         source_fd, source = opened
@@ -338,6 +529,22 @@ def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: Compres
     return stats
 
 
+CLOCK_SKEW = 300  # seconds an mtime may be ahead of the clock before it is taken for clock skew
+
+
+def _warn_if_skewed(dir_fd: int, log_dir: str, name: str) -> None:
+    # An mtime ahead of the clock (a bad hardware clock, a writer on another
+    # host) would make --min-quiet wait for as long as the skew lasts.
+    try:
+        mtime = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime
+    except OSError:
+        return
+    ahead = mtime - time.time()
+    if ahead > CLOCK_SKEW:
+        _warn_once(f"{log_dir}/{name}: modified {ahead:.0f} s in the future (clock skew?); --min-quiet "
+                   "cannot apply, deciding by its name's hour and whether a process still writes it")
+
+
 def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str | None]:
     # A late writer (rsyslog keeps finished hours open) may still append:
     # wait until no process holds the file open for writing and it has been
@@ -347,10 +554,12 @@ def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str
     def not_ready(info: os.stat_result) -> str | None:
         nonlocal busy
         age = time.time() - info.st_mtime
-        if age < min_quiet:
+        if age < -CLOCK_SKEW:
+            pass  # a clock was wrong (see _warn_if_skewed): the name's hour and the writer check decide
+        elif age < min_quiet:
             return f"modified {max(age, 0):.0f} s ago (--min-quiet {min_quiet:g})"
         if busy is None:
-            busy = open_for_writing(log_dir)
+            busy = open_for_writing()
         if (info.st_dev, info.st_ino) in busy:
             return "still open for writing by a process"
         return None
@@ -379,13 +588,27 @@ def _compress_each(
 
     stats = PassStats()
 
+    def archived(final_name: str) -> bool:
+        try:
+            os.stat(final_name, dir_fd=archive_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def compress_one(logfile: LogFile, file_threads: int) -> Compressed:
+        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
+        if problem is not None:
+            raise LeftAlone(problem)
+        _warn_if_skewed(dir_fd, log_dir, logfile.filename)
+        return compress_logfile(
+            dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
+            threads=file_threads, check_stop=check_stop, not_ready=not_ready,
+        )
+
     def one(logfile: LogFile, file_threads: int) -> None:
         check_stop()
         done = _attempt(
-            lambda: compress_logfile(
-                dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
-                threads=file_threads, check_stop=check_stop, not_ready=not_ready,
-            ),
+            lambda: compress_one(logfile, file_threads),
             log_dir, logfile, stats,
         )
         if done is None:
@@ -417,6 +640,9 @@ def _attempt(action: Callable[[], R], log_dir: str, logfile: LogFile, stats: Pas
         return action()
     except NotReady as waiting:
         log.info("%s/%s", log_dir, waiting)
+        stats.waiting(logfile.timestamp)
+    except LeftAlone as left:
+        _warn_once(f"{log_dir}/{left}")
         stats.waiting(logfile.timestamp)
     except Skipped as skipped:
         log.warning("%s/%s", log_dir, skipped)
@@ -459,7 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compression level: gzip 1-9 (default 6), zstd 1-22 (default 3)")
     parser.add_argument("--min-quiet", type=float, default=60.0, metavar="SECONDS",
                         help="leave a finished file until it has not changed for this long "
-                             "(late writers; default: %(default)g)")
+                             "(late writers; default: %(default)g). With 0, a writer that opens, "
+                             "appends and closes may get a second archive holding its old lines again")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="compression threads (default: all cores, here %d)" % available_cores())
     add_common_arguments(parser)
@@ -469,10 +696,12 @@ def build_parser() -> argparse.ArgumentParser:
 def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] | None = None):
     """Checks the directories. Returns the pass function the runner calls."""
     clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+    _warned.clear()  # once per run
     for log_dir in args.directories:
         dir_fd = fsutil.open_given_dir(log_dir)
         try:
             check_directory_security(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
+            check_archive_dir(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
         finally:
             os.close(dir_fd)
     codec = CODECS[args.codec]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -19,6 +20,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 TEMP_MARKER = ".logjam-tmp-"
+# Longest file name most Linux filesystems accept (NAME_MAX, in bytes).
+NAME_MAX = 255
+# How much of the final name a temporary name repeats, for the operator's
+# eye: whatever the final name's length, a temporary name stays far below
+# NAME_MAX (at most 1 + 4 * 24 + 12 + 8 + 1 + 8 = 126 bytes).
+_TEMP_HEAD = 24
 CHUNK_SIZE = 1 << 20  # big enough for throughput, small enough for constant memory
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -46,14 +53,40 @@ def remove_live_temp_files() -> None:
         _live_temps_lock.release()
 
 
+def name_fits(name: str) -> bool:
+    """Whether a directory can hold an entry of this name (at most NAME_MAX bytes)."""
+    return len(os.fsencode(name)) <= NAME_MAX
+
+
+def name_digest(name: str, length: int = 8) -> str:
+    """A short, stable hex digest of a file name (to tie a fixed-size name to it)."""
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:length]
+
+
+def temp_prefix(final_name: str) -> str:
+    """The fixed leading part of every temporary name made for final_name."""
+    return f".{final_name[:_TEMP_HEAD]}{TEMP_MARKER}{name_digest(final_name)}-"
+
+
 def temp_name(final_name: str) -> str:
-    """Takes a final file name. Returns a unique hidden temporary name for it."""
-    return f".{final_name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}"
+    """Takes a final file name. Returns a unique hidden temporary name for it.
+
+    Of bounded length whatever the final name's (the first 24 characters of
+    the final name, a digest of all of it and 8 random hex digits), so that a
+    final name of up to NAME_MAX bytes still gets a temporary name.
+    """
+    return temp_prefix(final_name) + secrets.token_hex(4)
 
 
 def is_temp_name(name: str) -> bool:
-    """True for names made by temp_name (never log files: they start with a dot)."""
+    """True for names made by temp_name, and by earlier releases' (which put the
+    whole final name and the PID in it). Never log files: they start with a dot."""
     return name.startswith(".") and TEMP_MARKER in name
+
+
+def is_temp_for(name: str, final_name: str) -> bool:
+    """True if name is a temporary name made for final_name (either style)."""
+    return name.startswith(temp_prefix(final_name)) or name.startswith(f".{final_name}{TEMP_MARKER}")
 
 
 def open_dir(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
@@ -100,20 +133,47 @@ def remove_stale_temp_files(dir_fd: int, names: Iterable[str] | None = None) -> 
 def open_regular(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
     """Opens a regular file in dir_fd for reading, never through a link.
     Returns (fd, stat). Raises Skipped for a link or anything but a regular
-    file; other OSErrors go to the caller."""
+    file; other OSErrors go to the caller.
+
+    Nothing is opened that lstat does not show as a regular file: opening a
+    FIFO would release a writer blocked on it (its line then thrown away),
+    and a socket cannot be opened at all. O_NONBLOCK|O_NOFOLLOW and an fstat
+    afterwards close the gap should the entry be swapped in between.
+    """
     from logjam.errors import Skipped
 
+    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode):
+        raise Skipped(f"{name}: {describe_type(info.st_mode)}; {'never followed, ' if stat.S_ISLNK(info.st_mode) else ''}left alone")
     try:
         fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise Skipped(f"{name}: a symbolic link; never followed, left alone") from None
+        if error.errno in (errno.ELOOP, errno.ENXIO):
+            raise Skipped(f"{name}: no longer a regular file; left alone") from None
         raise
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise Skipped(f"{name}: not a regular file; left alone")
+        raise Skipped(f"{name}: {describe_type(info.st_mode)}; left alone")
     return fd, info
+
+
+_FILE_TYPES = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def describe_type(mode: int) -> str:
+    """Takes an st_mode. Returns what kind of file it is, e.g. 'a FIFO (named pipe)'."""
+    for test, description in _FILE_TYPES:
+        if test(mode):
+            return description
+    return "not a regular file"
 
 
 def size_or_zero(dir_fd: int, name: str) -> int:
@@ -144,16 +204,30 @@ def read_chunks(fd: int, *, offset: int = 0, check: Callable[[], None] | None = 
         yield chunk
 
 
-def copy_metadata(src: os.stat_result, fd: int) -> None:
-    """Gives fd the source's owner (when root), permission bits and times.
+def copy_metadata(src: os.stat_result, fd: int, *, mode_mask: int = 0o777, times: bool = True) -> None:
+    """Gives fd the source's owner and group where allowed, its permission bits
+    (within mode_mask) and, with times, its access and modification times.
 
-    Owner before mode: chown may clear mode bits. The mode is never wider
-    than the original's, so the copy is readable by no more users.
+    The one rule for every copy logjam makes of a user's file (archived
+    copies, file:// copies, ledger markers): the copy is readable by no more
+    users than the original. Owner before mode, as chown may clear mode bits.
+    As root the copy takes the original's owner and group. Otherwise it is
+    given the original's group if this user may (a member of that group);
+    if it still has another group (the user's primary group, say), its group
+    bits are dropped, since they would grant that other group access.
+    Set-user-ID, set-group-ID and sticky bits are never copied.
     """
     if os.geteuid() == 0:
         os.fchown(fd, src.st_uid, src.st_gid)
-    os.fchmod(fd, stat.S_IMODE(src.st_mode) & 0o777)
-    os.utime(fd, ns=(src.st_atime_ns, src.st_mtime_ns))
+    elif os.fstat(fd).st_gid != src.st_gid:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, src.st_gid)
+    mode = stat.S_IMODE(src.st_mode) & 0o777 & mode_mask
+    if os.fstat(fd).st_gid != src.st_gid:
+        mode &= ~0o070
+    os.fchmod(fd, mode)
+    if times:
+        os.utime(fd, ns=(src.st_atime_ns, src.st_mtime_ns))
 
 
 @contextlib.contextmanager
@@ -182,10 +256,13 @@ def temp_file(dir_fd: int, final_name: str, *, mode: int = 0o600) -> Iterator[tu
 def publish(dir_fd: int, temp: str, candidates: Iterable[str]) -> str | None:
     """Links temp to the first free name of candidates, then drops temp. Returns the name.
 
-    Returns None, leaving temp in place, when every candidate is taken.
-    Never replaces an existing file. The directory is fsynced before returning.
+    Returns None, leaving temp in place, when every candidate is taken (or
+    too long for a name). Never replaces an existing file. The directory is
+    fsynced before returning.
     """
     for name in candidates:
+        if not name_fits(name):
+            continue
         try:
             os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
@@ -215,6 +292,39 @@ def _rename_noreplace(dir_fd: int, temp: str, name: str) -> bool:
     if error == errno.EEXIST:
         return False
     raise OSError(error, f"cannot move into place without replacing ({os.strerror(error)})", name)
+
+
+def rename_noreplace(dir_fd: int, source: str, target: str) -> bool:
+    """Renames source to target within dir_fd, never replacing an existing target.
+    Returns False (and changes nothing) when target exists.
+
+    renameat2(RENAME_NOREPLACE) where the kernel and filesystem have it;
+    otherwise a hard link and an unlink (the file has both names for a moment,
+    never neither); without hard links either, a plain rename after checking
+    that target is free, which is safe only for names no one else creates
+    (logjam's own hidden names).
+    """
+    result = _renameat2(dir_fd, os.fsencode(source), dir_fd, os.fsencode(target), RENAME_NOREPLACE)
+    if result == 0:
+        return True
+    error = ctypes.get_errno()
+    if error == errno.EEXIST:
+        return False
+    if error not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        raise OSError(error, os.strerror(error), source)
+    try:
+        os.link(source, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except OSError as link_error:
+        if link_error.errno != errno.EPERM:
+            raise
+        if os.path.lexists(f"/proc/self/fd/{dir_fd}/{target}"):
+            return False
+        os.rename(source, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return True
+    os.unlink(source, dir_fd=dir_fd)
+    return True
 
 
 RENAME_NOREPLACE = 1

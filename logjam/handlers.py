@@ -25,6 +25,11 @@ __all__ = ["HourlyFileHandler", "utc_now"]
 
 # Longest file name most Linux filesystems accept (NAME_MAX, in bytes).
 NAME_MAX = 255
+# What logjam-compress may add to a name: the longest codec extension
+# (".zst") and, for a late copy of an hour already archived, the duplicate
+# mark "-logjam-compress-duplicate-timestamp-NN". A name needs this much
+# room below NAME_MAX to be archived in every case.
+ARCHIVE_ROOM = len(".zst") + len("-logjam-compress-duplicate-timestamp-NN")
 
 # Any aware time works for checking that the parts round-trip; the name's
 # shape does not depend on which hour it is.
@@ -59,8 +64,13 @@ def validate_parts(prefix: str, suffix: str | None, extension: str) -> None:
         raise ValueError(f"extension must be a '.' followed by something, e.g. '.log': {extension!r}")
 
     name = unparse_filename(prefix, _SAMPLE_HOUR, suffix, extension)
-    if len(os.fsencode(name)) > NAME_MAX:
-        raise ValueError(f"file names would be longer than {NAME_MAX} bytes: {name!r}")
+    length = len(os.fsencode(name))
+    if length > NAME_MAX - ARCHIVE_ROOM:
+        raise ValueError(
+            f"file names would be {length} bytes long, leaving no room for logjam-compress's "
+            f"extension and duplicate mark ({ARCHIVE_ROOM} bytes) below the {NAME_MAX}-byte limit "
+            f"(at most {NAME_MAX - ARCHIVE_ROOM}): {name!r}"
+        )
     parsed = parse_filename(name)
     if parsed is None or (parsed.prefix, parsed.timestamp, parsed.suffix, parsed.extension) != (
         prefix,

@@ -37,14 +37,16 @@ def check_directory_security(path: str, dir_fd: int, *, allow_insecure: bool) ->
         )
 
 
-def open_for_writing(directory: str) -> set[tuple[int, int]]:
-    """Returns the (device, inode) of every file in directory that some process
-    holds open for writing, by looking through /proc/*/fd.
+def open_for_writing() -> set[tuple[int, int]]:
+    """Returns the (device, inode) of every regular file some process holds
+    open for writing, by looking through /proc/*/fd.
 
+    Files are compared by (device, inode), never by path: a writer that
+    reaches the log through a bind mount, a container volume, a symbolic
+    link or another hard link sees another path to the same inode.
     Without root, only this user's processes can be seen; the --min-quiet
     check still covers the others.
     """
-    real = os.path.realpath(directory)
     busy: set[tuple[int, int]] = set()
     try:
         pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
@@ -58,16 +60,13 @@ def open_for_writing(directory: str) -> set[tuple[int, int]]:
             continue
         for fd in fds:
             try:
-                target = os.readlink(f"{fd_dir}/{fd}")
+                info = os.stat(f"{fd_dir}/{fd}")  # follows to the open file itself
             except OSError:
                 continue
-            if os.path.dirname(target) != real or not _writable(pid, fd):
+            if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) in busy:
                 continue
-            try:
-                info = os.stat(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            busy.add((info.st_dev, info.st_ino))
+            if _writable(pid, fd):
+                busy.add((info.st_dev, info.st_ino))
     return busy
 
 

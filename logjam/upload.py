@@ -208,8 +208,8 @@ def _same_file(dir_fd: int, name: str, opened: os.stat_result) -> bool:
 
 def _local_fingerprint(archive_fd: int, name: str) -> Fingerprint | None:
     try:
-        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=archive_fd)
-    except OSError:
+        fd, _ = fsutil.open_regular(archive_fd, name)  # never a FIFO or device
+    except (OSError, Skipped):
         return None
     try:
         return file_fingerprint(fd, None)

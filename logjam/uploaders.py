@@ -306,8 +306,7 @@ def _walk(dir_fd: int, head: str, partial: str = "") -> Iterator[tuple[str, int]
 def _remove_own_stale_temps(dir_fd: int, name: str) -> None:
     # Only temporary files for this very name: other hosts may be writing
     # their own files into a shared folder right now.
-    prefix = f".{name}{fsutil.TEMP_MARKER}"
-    fsutil.remove_stale_temp_files(dir_fd, [n for n in os.listdir(dir_fd) if n.startswith(prefix)])
+    fsutil.remove_stale_temp_files(dir_fd, [n for n in os.listdir(dir_fd) if fsutil.is_temp_for(n, name)])
 
 
 def _s3_uploader(uri: str, options: argparse.Namespace | None = None) -> Uploader:

@@ -142,10 +142,46 @@ def test_archive_that_is_a_symlink_is_refused(make_logs, tmp_path):
 
     result = run("logjam-compress", "--once", log_dir)
 
-    assert result.returncode == 1
+    assert result.returncode == 2  # configuration: refused at start, not a failure every pass
     assert os.listdir(elsewhere) == []
     assert (log_dir / OLD).exists()
-    assert "archive" in result.stderr
+    assert result.stderr.splitlines() == [
+        f"logjam-compress: error: {log_dir}/archive: a symbolic link, not a directory "
+        "(logjam-compress keeps the archive there); move it away"]
+
+
+@pytest.mark.parametrize("command", ["logjam-compress", "logjam-upload"])
+def test_archive_that_is_a_regular_file_is_a_usage_error(make_logs, tmp_path, command):
+    log_dir = make_logs({OLD: body(1)})
+    (log_dir / "archive").write_bytes(b"not a directory")
+    args = [log_dir] if command == "logjam-compress" else [
+        log_dir / "archive", f"file://{tmp_path}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}"]
+
+    result = run(command, "--once", *args)
+
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert f"{log_dir}/archive: " in result.stderr and "not a directory" in result.stderr
+    assert (log_dir / OLD).exists() and (log_dir / "archive").read_bytes() == b"not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the insecure-directory check applies to root")
+@pytest.mark.parametrize("command", ["logjam-compress", "logjam-upload"])
+def test_root_refuses_an_archive_owned_by_another_user_at_start(make_logs, tmp_path, command):
+    log_dir = make_logs({OLD: body(1)})
+    (log_dir / "archive").mkdir()
+    os.chown(log_dir / "archive", 65534, 65534)
+    args = [log_dir] if command == "logjam-compress" else [
+        log_dir / "archive", f"file://{tmp_path}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}"]
+
+    result = run(command, "--once", *args)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{command}: error: {log_dir}/archive: refusing to run as root in a directory writable by a "
+        "non-root user (owned by uid 65534); run logjam as that user, tighten the permissions, "
+        "or pass --allow-insecure-dir"]
+    assert (log_dir / OLD).exists()
 
 
 @pytest.mark.parametrize(

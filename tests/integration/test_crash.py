@@ -559,7 +559,9 @@ CRASH_POINTS = {
     "compress-before-link": ("compress", {"os": "link", "match": r"/archive/app-[^/]*\.log\.gz$", "when": "before"}),
     "compress-after-link": ("compress", {"os": "link", "match": r"/archive/app-[^/]*\.log\.gz$", "when": "after"}),
     "compress-after-temp-unlink": ("compress", {"os": "unlink", "match": r"/archive/\.app-[^/]*\.logjam-tmp-", "when": "after"}),
-    "compress-after-original-unlink": ("compress", {"os": "unlink", "match": r"/logs-file/app-[^/]*\.log$", "when": "after"}),
+    # (the original is first moved to a hidden .logjam-rm- name, then unlinked)
+    "compress-before-original-unlink": ("compress", {"os": "unlink", "match": r"/logs-file/\.logjam-rm-[^/]*$", "when": "before"}),
+    "compress-after-original-unlink": ("compress", {"os": "unlink", "match": r"/logs-file/\.logjam-rm-[^/]*$", "when": "after"}),
     # logjam-upload to file://
     "file-before-link": ("file", {"os": "link", "match": r"/dest/.*\.log\.gz$", "when": "before"}),
     "file-after-link": ("file", {"os": "link", "match": r"/dest/.*\.log\.gz$", "when": "after"}),

@@ -163,3 +163,64 @@ def test_root_leaves_hard_linked_files_alone(make_logs, tmp_path):
     assert "hard links" in result.stderr
     assert (log_dir / OLD).exists() and elsewhere.read_bytes() == b"not a log\n"
     assert not (log_dir / "archive").exists() or os.listdir(log_dir / "archive") == []
+
+
+@pytest.fixture
+def bind_mount(tmp_path):
+    """bind_mount(source) -> another path to the same directory (skips where mounting is not allowed)."""
+    mounted = []
+
+    def mount(source):
+        target = tmp_path / f"mnt{len(mounted)}"
+        target.mkdir()
+        result = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"mount --bind is not allowed here: {result.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_writer_through_a_bind_mount_is_seen(make_logs, bind_mount):
+    # A container volume or bind mount shows the log under another path: the
+    # writer is found by the open file's (device, inode), not by its path.
+    log_dir = make_logs({OLD: b"early line\n"})
+    volume = bind_mount(log_dir)
+    writer = hold(HOLD_OPEN, volume / OLD, "ready")
+    try:
+        hour_ago = time.time() - 3600
+        os.utime(log_dir / OLD, (hour_ago, hour_ago))
+        result = run("logjam-compress", "--once", log_dir)
+        assert result.returncode == 0, result.stderr
+        assert "still open for writing" in result.stderr
+        assert (log_dir / OLD).read_bytes() == b"early line\nlate line\n"
+    finally:
+        release(writer)
+
+
+def test_an_mtime_in_the_future_is_clock_skew_not_a_recent_change(make_logs, capsys):
+    from logjam import compress
+    from logjam.service import Stop, configure_logging
+
+    log_dir = make_logs({OLD: b"early line\n"})
+    writer = hold(HOLD_OPEN, log_dir / OLD, "ready")
+    try:
+        tomorrow = time.time() + 86400  # a bad hardware clock
+        os.utime(log_dir / OLD, (tomorrow, tomorrow))
+        configure_logging("info")
+        job = compress.make_job(compress.build_parser().parse_args(["--once", str(log_dir)]))
+        for _ in range(2):  # two passes of one run: still written, so still kept
+            assert job(Stop()).ok
+        err = capsys.readouterr().err
+        assert err.count("s in the future (clock skew?)") == 1
+        assert err.count("still open for writing") == 2
+        assert "--min-quiet 60)" not in err
+    finally:
+        release(writer)
+
+    assert compress.main(["--once", str(log_dir)]) == 0
+    assert not (log_dir / OLD).exists()
+    assert os.listdir(log_dir / "archive") == [OLD + ".gz"]

@@ -133,7 +133,9 @@ def test_default_clock_is_utc_now(tmp_path, handlers):
         ({"prefix": "a/b"}, "must not contain '/'"),
         ({"prefix": "a\x00b"}, "must not contain '/' or NUL"),
         ({"prefix": "app-20130727T1200Z"}, "would not read back"),
-        ({"prefix": "x" * 250}, "longer than 255 bytes"),
+        ({"prefix": "x" * 250}, "leaving no room"),
+        ({"prefix": "x" * 194}, "213 bytes long, leaving no room for logjam-compress's extension and duplicate mark"),
+        ({"prefix": "x" * 190, "suffix": "host"}, "leaving no room"),
         ({"prefix": 42}, "must be a str"),
         ({"suffix": ""}, "suffix must not be empty"),
         ({"suffix": "host.example.com"}, "suffix must not contain '.'"),
@@ -337,3 +339,16 @@ def test_compress_selects_a_quiet_streams_file_after_the_grace_period(tmp_path, 
     assert list(compress.yield_old_logfiles(names, at(2013, 7, 27, 13, 4))) == []
     finished = list(compress.yield_old_logfiles(names, at(2013, 7, 27, 13, 6)))
     assert [logfile.filename for logfile in finished] == ["app-20130727T1200Z.log"]
+
+
+def test_the_longest_accepted_name_can_be_archived_even_as_a_duplicate(tmp_path):
+    from logjam.codecs import CODECS
+    from logjam.compress import duplicate_timestamp_names
+
+    handler = HourlyFileHandler(tmp_path, "x" * 193, utc_now=FakeClock(at(2013, 7, 27, 12)), delay=True)
+    name = os.path.basename(handler.baseFilename)
+    assert len(name) == 212
+    for codec in CODECS.values():
+        final = name + codec.extension
+        assert all(len(os.fsencode(candidate)) <= 255 for candidate in [final, *duplicate_timestamp_names(final)])
+    handler.close()
