@@ -19,7 +19,6 @@ import enum
 import hashlib
 import json
 import os
-import stat
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -359,14 +358,14 @@ class Standing:
 
 def _read_marker(ledger_fd: int, name: str) -> bytes:
     try:
-        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=ledger_fd)
+        fd, _info = fsutil.open_regular(ledger_fd, name)  # never a FIFO: opening one releases its writer
     except FileNotFoundError:
         raise
+    except Skipped:
+        raise MarkerError("marker is not a regular file") from None
     except OSError as error:
         raise MarkerError(f"cannot read marker: {error.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MarkerError("marker is not a regular file")
         data = os.read(fd, MAX_MARKER_SIZE)
     except OSError as error:
         raise MarkerError(f"cannot read marker: {error.strerror}") from None
@@ -378,7 +377,7 @@ def _read_marker(ledger_fd: int, name: str) -> bytes:
 def _give_permissions(source: os.stat_result, fd: int) -> None:
     # The one rule for what logjam makes from a file (owner, group, mode no
     # wider than the original's), as for compressed and file:// copies.
-    fsutil.copy_metadata(source, fd)
+    fsutil.copy_metadata(source, fd, mode_mask=0o666, times=False)
 
 
 # -- proof -------------------------------------------------------------------
