@@ -24,7 +24,6 @@ import queue
 import secrets
 import socket
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -59,11 +58,6 @@ MISSING_ERRORS = {"404", "NoSuchKey", "NotFound"}
 
 CONDITIONAL_WRITES = ("auto", "require", "off")
 PROBE_MARK = ".logjam-probe-"
-# An upload whose id logjam never saw (a kill right after CreateMultipartUpload,
-# a create whose reply was lost and was sent again) is looked for among the
-# key's unfinished uploads initiated this close to when it was sent (seconds;
-# room for clock differences and a create's own retries).
-UNSEEN_UPLOAD_WINDOW = (60, 300)
 
 
 class _KeyTaken(Exception):
@@ -246,7 +240,6 @@ class S3Uploader:
         Returns (journal token, upload id)."""
         store = self._store_id()
         token = self.state.begin_upload(store, key) if self.state is not None else None
-        sent = time.time()
         try:
             response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **args)
         except botocore.exceptions.ClientError as error:
@@ -258,8 +251,12 @@ class S3Uploader:
             self.state.set_upload_id(token, upload_id)
         if response.get("ResponseMetadata", {}).get("RetryAttempts"):
             # botocore sent the create again: an earlier attempt may have
-            # created an upload whose reply was lost.
-            self._abort_unseen(key, sent=sent, keep=upload_id, reason="started by a retried request")
+            # created an upload whose reply was lost. Its id never reached us
+            # and it cannot be told from another writer's upload of this key
+            # (aborting that would break a host in flight): it is left.
+            log.warning("CreateMultipartUpload of %s was sent again after a lost reply: an upload S3 may have "
+                        "created for the lost one is left for the bucket's AbortIncompleteMultipartUpload "
+                        "lifecycle rule", self.describe(key))
         return token, upload_id
 
     def _forget_upload(self, token: str | None) -> None:
@@ -289,23 +286,21 @@ class S3Uploader:
         if reason:
             log.info("aborted multipart upload %s of %s, %s", upload_id, self.describe(key), reason)
 
-    def _abort_unseen(self, key: str, *, sent: float, keep: str | None = None, reason: str,
-                      token: str | None = None) -> None:
-        """Aborts the unfinished uploads of exactly key initiated around sent
-        (UNSEEN_UPLOAD_WINDOW), except keep: an upload S3 made for us whose
-        id never reached us. The one case that lists multipart uploads (it
-        needs s3:ListBucketMultipartUploads; without it, the bucket's
-        lifecycle rule is the backstop)."""
-        earliest, latest = sent - UNSEEN_UPLOAD_WINDOW[0], sent + UNSEEN_UPLOAD_WINDOW[1]
+    def _abort_unseen(self, key: str, *, token: str, reason: str) -> None:
+        """Aborts the unfinished uploads of exactly key: after a pass was killed
+        between CreateMultipartUpload's reply and recording its id (a few
+        milliseconds), the one case that lists uploads. With keys shared by
+        several hosts (no {hostname}), another host's upload of this key in
+        flight at that moment is aborted too: its Complete fails and it sends
+        the file again on its next pass; nothing is lost. Needs
+        s3:ListBucketMultipartUploads; without it, the lifecycle rule is the
+        backstop."""
         try:
             pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key)
             for page in pages:
                 for upload in page.get("Uploads", []):
-                    initiated = upload.get("Initiated")
-                    if upload["Key"] != key or upload["UploadId"] == keep or initiated is None \
-                            or not earliest <= initiated.timestamp() <= latest:
-                        continue
-                    self._abort(key, upload["UploadId"], None, reason=reason)
+                    if upload["Key"] == key:
+                        self._abort(key, upload["UploadId"], None, reason=reason)
         except botocore.exceptions.ClientError as error:
             if _code(error) == "NoSuchBucket":
                 raise
@@ -327,8 +322,7 @@ class S3Uploader:
             if entry["upload_id"]:
                 self._abort(entry["key"], entry["upload_id"], entry["token"], reason="left by an interrupted pass")
             else:
-                self._abort_unseen(entry["key"], sent=entry["started"], token=entry["token"],
-                                   reason="left by an interrupted pass")
+                self._abort_unseen(entry["key"], token=entry["token"], reason="left by an interrupted pass")
         for key in self.state.probes(store):
             self._delete_probe(store, key)
 
@@ -369,27 +363,46 @@ class S3Uploader:
         key = f"{self._probe_prefix()}{PROBE_MARK}{secrets.token_hex(8)}"
         self.state.add_probe(store, key)  # deleted by a later pass if this one is killed
         try:
-            put = self._probe_put(key)
-            complete = self._probe_complete(key) if put != DENIED else DENIED
-        finally:
+            denied = self._probe_first_put(key)
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
+                self.state.drop_probe(store, key)  # refused outright: nothing was stored
+            else:
+                self._delete_probe(store, key)
+            raise
+        except BaseException:
             self._delete_probe(store, key)
+            raise
+        if denied:
+            self.state.drop_probe(store, key)  # nothing was stored
+            put = complete = DENIED
+        else:
+            try:
+                put = self._probe_second_put(key)
+                complete = DENIED if put == DENIED else self._probe_complete(key)
+            finally:
+                self._delete_probe(store, key)
         answer = {"put": put, "complete": complete}
         if DENIED in answer.values():
             log.warning("s3://%s refused the conditional-write probe at %s (AccessDenied): treating it as a store "
-                        "without conditional writes (allow s3:PutObject there, delete %s/.logjam-s3-state.json "
-                        "to probe again)", self.bucket, key, "ARCHIVE_DIR")
+                        "without conditional writes (to probe again once it is allowed, delete .logjam-s3-state.json "
+                        "in the archive directory)", self.bucket, key)
         log.info("probed s3://%s at %s: If-None-Match on PutObject %s, on CompleteMultipartUpload %s",
                  self.bucket, self.client.meta.endpoint_url, put, complete)
         return answer
 
-    def _probe_put(self, key: str) -> str:
+    def _probe_first_put(self, key: str) -> bool:
+        """The probe's first conditional PUT. Returns True if it was denied."""
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=b"logjam conditional-write probe\n",
                                    IfNoneMatch="*", **self.extra_args)
         except botocore.exceptions.ClientError as error:
             if _code(error) in DENIED_ERRORS:
-                return DENIED
+                return True
             raise
+        return False
+
+    def _probe_second_put(self, key: str) -> str:
         for _attempt in range(3):
             try:
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=b"logjam conditional-write probe, again\n",

@@ -26,6 +26,11 @@ def upload(archive, bucket, proxy, *extra, template=TEMPLATE):
     return run("logjam-upload", "--once", "--endpoint-url", proxy.url, *extra, archive, f"s3://{bucket}/{template}")
 
 
+def without_probe(calls: list) -> list:
+    """The requests of a pass but its conditional-write probe's (test_stores.py covers those)."""
+    return [call for call in calls if ".logjam-probe-" not in call[1]]
+
+
 def keys(s3_client, bucket) -> dict[str, bytes]:
     listed = s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])
     return {item["Key"]: s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
@@ -42,11 +47,11 @@ def test_uploads_to_date_partitioned_keys_with_one_put_each(archive, bucket, s3_
         "db/2013/07/27/" + NAME: first,
         "web/2013/12/31/web-20131231T2300Z-us-east-1.log.gz": second,
     }
-    assert sorted(s3_proxy.calls()) == [
+    assert sorted(without_probe(s3_proxy.calls())) == [
         ("PUT", f"/{bucket}/db/2013/07/27/{NAME}"),
         ("PUT", f"/{bucket}/web/2013/12/31/web-20131231T2300Z-us-east-1.log.gz"),
     ]
-    put = s3_proxy.requests[0]
+    put = [request for request in s3_proxy.requests if NAME in request.path][0]
     assert put.headers.get("If-None-Match") == "*"
     assert "x-amz-checksum-sha256" in {key.lower() for key in put.headers}
     assert sorted(os.listdir(archive / ".uploaded")) == sorted([NAME, "web-20131231T2300Z-us-east-1.log.gz"])
@@ -192,9 +197,10 @@ def test_large_file_goes_multipart_and_arrives_intact(archive, bucket, s3_proxy,
 
     assert result.returncode == 0, result.stderr
     assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
-    calls = s3_proxy.calls()
-    # list unfinished uploads of the key (none), create, 3 parts, complete
-    assert [method for method, _ in calls] == ["GET", "POST", "PUT", "PUT", "PUT", "POST"]
+    calls = without_probe(s3_proxy.calls())
+    # create, 3 parts, complete: no list of unfinished uploads (the journal in
+    # the archive directory knows which uploads a killed pass left)
+    assert [method for method, _ in calls] == ["POST", "PUT", "PUT", "PUT", "POST"]
     assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
