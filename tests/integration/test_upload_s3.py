@@ -270,3 +270,40 @@ def test_zst_files_are_stored_as_application_zstd(archive, bucket, s3_proxy, s3_
     assert head["ContentType"] == "application/zstd"
     assert "ContentEncoding" not in head
     assert head["Metadata"]["logjam-log-sha256"] == hashlib.sha256(b"zstd log\n").hexdigest()
+
+
+def test_template_too_long_for_s3_is_refused_before_any_request(archive, s3_proxy):
+    put_archived(archive, NAME, b"x\n")
+    template = "x" * 1014 + "/{prefix}/{year}/{month}/{day}/{filename}"  # 1,027 fixed bytes (5 slashes, 8 date digits)
+    result = upload(archive, "bucket", s3_proxy, template=template)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("logjam-upload: error: key template 'xxxx")
+    assert "its fixed text alone is 1027 bytes, and a key may have 1024" in line
+    assert s3_proxy.calls() == []
+
+
+def test_key_made_too_long_by_one_name_fails_that_file_and_the_pass_goes_on(archive, bucket, s3_proxy, s3_client):
+    long_name = "d" * 230 + "-20130727T1200Z.log.gz"
+    put_archived(archive, long_name, b"long\n")
+    short = put_archived(archive, NAME, b"short\n")
+    template = "y" * 700 + "/{prefix}/{year}/{month}/{day}/{filename}"  # the long name's key: 1,188 bytes
+
+    result = upload(archive, bucket, s3_proxy, template=template)
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and long_name[:40] in errors[0], result.stderr
+    assert "bytes, more than the 1024 allowed" in errors[0]
+    assert keys(s3_client, bucket) == {"y" * 700 + "/db/2013/07/27/" + NAME: short}
+    assert os.listdir(archive / ".uploaded") == [NAME]
+    assert not [path for _, path in s3_proxy.calls() if long_name[:40] in path]  # never sent
+
+
+def test_dot_segment_in_an_s3_template_is_refused(archive, s3_proxy):
+    put_archived(archive, NAME, b"x\n")
+    result = upload(archive, "bucket", s3_proxy, template="{prefix}/../{year}/{month}/{day}/{filename}")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "'..' path segment" in line
+    assert s3_proxy.calls() == []
