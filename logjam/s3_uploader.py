@@ -26,7 +26,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.config
@@ -104,7 +104,7 @@ class S3Uploader:
         self.retry_mode = getattr(options, "retry_mode", None) or "standard"
         self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
-        self.client = None
+        self.client: Any = None  # a botocore S3 client (untyped), made by connect()
         # PART_WORKERS part buffers for the whole process, allocated once and
         # reused: fresh bytes per part let glibc's per-thread arenas
         # keep growing (measured: 300 MB for 4 x 256 MB files at --jobs 4).
