@@ -76,6 +76,12 @@ class S3State:
 
     def _save(self) -> None:
         # Called with self._lock held.
+        if not (self._data["stores"] or self._data["multipart"] or self._data["probes"]):
+            # Nothing to remember (a probe refused outright): leave no file.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(STATE_NAME, dir_fd=self.archive_fd)
+                fsutil.fsync_dir(self.archive_fd)
+            return
         text = json.dumps(self._data, indent=1, sort_keys=True).encode() + b"\n"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(STATE_TEMP, dir_fd=self.archive_fd)

@@ -364,14 +364,12 @@ class S3Uploader:
         self.state.add_probe(store, key)  # deleted by a later pass if this one is killed
         try:
             denied = self._probe_first_put(key)
-        except botocore.exceptions.ClientError as error:
-            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
-                self.state.drop_probe(store, key)  # refused outright: nothing was stored
-            else:
-                self._delete_probe(store, key)
-            raise
-        except BaseException:
-            self._delete_probe(store, key)
+        except BaseException as error:
+            refused = isinstance(error, botocore.exceptions.ClientError) \
+                and error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500
+            if refused or isinstance(error, botocore.exceptions.EndpointConnectionError):
+                self.state.drop_probe(store, key)  # nothing was stored
+            # else it may have been stored: the next pass deletes it
             raise
         if denied:
             self.state.drop_probe(store, key)  # nothing was stored

@@ -285,3 +285,23 @@ def test_endpoint_env_variable_works_for_both(s3_store, archive, monkeypatch, ca
                          ["--once", str(archive), f"s3://{s3_store.bucket}/{TEMPLATE}"], stop=Stop())
     assert status == 0, capsys.readouterr().err
     assert s3_store.objects() == {KEY: data}
+
+
+def test_probe_that_fails_fails_the_pass_in_one_line_and_the_next_pass_probes_again(s3_store, archive, upload, proxy):
+    data = archived(archive, NAME, b"x\n")
+    proxy.set_faults(Fault(answer(500, "InternalError"), where=lambda request: ".logjam-probe-" in request.path))
+
+    status, err = upload("--retries", "1")
+
+    assert status == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and " ERROR failed to probe s3://" in lines[0] and "InternalError" in lines[0], err
+    assert not (archive / ".uploaded").exists()
+    assert json.loads((archive / STATE_NAME).read_text())["stores"] == {}  # nothing learnt
+
+    proxy.clear_faults()
+    status, err = upload()
+    assert status == 0, err
+    assert s3_store.objects() == {KEY: data}  # the probe's object of the failed pass is gone too
+    state = json.loads((archive / STATE_NAME).read_text())
+    assert state["probes"] == [] and len(state["stores"]) == 1

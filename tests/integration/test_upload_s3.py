@@ -307,3 +307,19 @@ def test_dot_segment_in_an_s3_template_is_refused(archive, s3_proxy):
     [line] = result.stderr.strip().splitlines()
     assert "'..' path segment" in line
     assert s3_proxy.calls() == []
+
+
+def test_another_hosts_upload_of_the_same_key_in_flight_is_left_alone(archive, bucket, s3_proxy, s3_client):
+    # Hosts sharing keys (no {hostname}): one's multipart upload must not
+    # abort the other's (#12). logjam aborts only uploads it recorded.
+    theirs = s3_client.create_multipart_upload(Bucket=bucket, Key="db/2013/07/27/" + NAME)["UploadId"]
+    data = os.urandom(6 * 1024 * 1024)
+    (archive / NAME).write_bytes(data)
+
+    result = upload(archive, bucket, s3_proxy, "--multipart-threshold", "5MiB")
+
+    assert result.returncode == 0, result.stderr
+    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
+    left = [item["UploadId"] for item in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert left == [theirs]
+    assert not [call for call in s3_proxy.calls() if call[0] in ("GET", "DELETE") and ".logjam-probe-" not in call[1]]
