@@ -1,6 +1,15 @@
 """The s3:// backend: conditional writes (If-None-Match: *), checksums S3
 verifies, multipart for large files with bounded memory, and botocore errors
 turned into one-line logjam errors at this boundary.
+
+Not every S3-compatible store honours If-None-Match (s3rver, older MinIO and
+Ceph accept the header and overwrite anyway). Before its first write to a
+bucket, a pass probes the store once (see ``_probe``) and remembers the
+answer in the archive's state file (``logjam.s3_state``). On a store that
+does not honour it, every write is preceded by a HEAD of the key (and a
+multipart upload is checked again right before Complete): that never
+overwrites what was there before, but cannot rule out a race with another
+writer of the same key between the HEAD and the write.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ import hashlib
 import logging
 import os
 import queue
+import secrets
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -24,7 +35,9 @@ import botocore.exceptions
 from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
 from logjam.integrity import METADATA_SHA256
+from logjam.s3_state import DENIED, HONOURED, IGNORED, S3State
 from logjam.service import map_concurrently
+from logjam.template import MAX_KEY_BYTES, KeyTemplate, key_problem
 from logjam.uploaders import Download, LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
 
 log = logging.getLogger("logjam.upload")
@@ -40,6 +53,15 @@ CREDENTIAL_ERRORS = {
 }
 TAKEN_ERRORS = {"PreconditionFailed"}  # 412: If-None-Match found an object
 RACE_ERRORS = {"ConditionalRequestConflict"}  # 409: a concurrent write; try again
+DENIED_ERRORS = {"AccessDenied", "AllAccessDisabled"}
+MISSING_ERRORS = {"404", "NoSuchKey", "NotFound"}
+
+CONDITIONAL_WRITES = ("auto", "require", "off")
+PROBE_MARK = ".logjam-probe-"
+
+
+class _KeyTaken(Exception):
+    """A HEAD found an object at the key (on a store without conditional writes)."""
 
 
 def object_options(options: argparse.Namespace | None) -> dict:
@@ -82,7 +104,7 @@ class S3Uploader:
         self.retry_mode = getattr(options, "retry_mode", None) or "standard"
         self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
-        self.client = None
+        self.client: Any = None  # a botocore S3 client (untyped), made by connect()
         # PART_WORKERS part buffers for the whole process, allocated once and
         # reused: fresh bytes per part let glibc's per-thread arenas
         # keep growing (measured: 300 MB for 4 x 256 MB files at --jobs 4).
@@ -91,9 +113,19 @@ class S3Uploader:
         self._part_buffer_lock = threading.Lock()
         self.throttle = Throttle(getattr(options, "max_bandwidth", None))
         self.extra_args = object_options(options)
+        self.conditional_writes = getattr(options, "conditional_writes", None) or "auto"
+        self.hostname = getattr(options, "hostname", None) or socket.gethostname()
+        # Set by begin_pass (the state file, what the store honours).
+        self.state: S3State | None = None
+        self.honours_put = self.honours_complete = True
 
     def check_uri(self) -> None:
-        pass  # the bucket is checked by the first request of a pass with work
+        # The bucket is checked by the first request of a pass with work; the
+        # key length here, before any request.
+        fixed = KeyTemplate.parse(self.template).fixed_bytes()
+        if fixed > MAX_KEY_BYTES:
+            raise UsageError(f"key template {self.template[:60]!r}... is too long for S3: its fixed text alone is "
+                             f"{fixed} bytes, and a key may have {MAX_KEY_BYTES}")
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -129,13 +161,30 @@ class S3Uploader:
         except (botocore.exceptions.BotoCoreError, ValueError) as error:
             raise UsageError(f"cannot set up S3 client: {error}") from None
 
+    def begin_pass(self, archive_fd: int) -> None:
+        self.state = S3State(archive_fd)
+        store = self._store_id()
+        try:
+            self._clean_up(store)
+            self._settle_conditional_writes(store)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._wrap(error, self._probe_prefix(), failed_to="probe") from None
+
+    def _store_id(self) -> str:
+        return f"{self.client.meta.endpoint_url} {self.bucket}"
+
     def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
+        problem = key_problem(key, max_bytes=MAX_KEY_BYTES)
+        if problem:
+            raise FileError(f"{self.describe(key)[:80]}: {problem}")
         try:
             if local.size < self.multipart_threshold:
                 self._put_object(local, key, check_stop)
             else:
                 self._put_multipart(local, key, check_stop)
             return PutResult.STORED
+        except _KeyTaken:
+            return self._compare(local, key)
         except botocore.exceptions.ClientError as error:
             if _taken(error):
                 return self._compare(local, key)
@@ -144,6 +193,8 @@ class S3Uploader:
             raise self._wrap(error, key) from None
 
     def _put_object(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
+        if not self.honours_put and self._exists(key):
+            raise _KeyTaken
         for _attempt in range(3):
             try:
                 self.client.put_object(
@@ -163,19 +214,10 @@ class S3Uploader:
         raise FileError(f"{self.describe(key)}: concurrent writes kept conflicting")
 
     def _put_multipart(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
-        # A process killed mid-upload (SIGKILL, power loss) could not abort:
-        # its parts would be billed for ever. The key is not recorded yet and
-        # this archive's lock is held, so unfinished uploads of it are ours.
-        self._abort_uploads(key, reason="left by an interrupted pass")
-        response = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", **self._object_args(local)
-        )
-        upload_id = response["UploadId"]
+        if not self.honours_complete and self._exists(key):
+            raise _KeyTaken  # no parts sent to a key that is taken
+        token, upload_id = self._create_upload(key, ChecksumAlgorithm="SHA256", **self._object_args(local))
         try:
-            if response.get("ResponseMetadata", {}).get("RetryAttempts"):
-                # botocore sent the create again: an earlier attempt may have
-                # created an upload whose reply was lost.
-                self._abort_uploads(key, keep=upload_id, reason="started by a retried request")
             part_size = part_size_for(local.size, part_size=min(PART_SIZE, self.multipart_threshold))
 
             def upload_part(number: int) -> dict:
@@ -196,17 +238,250 @@ class S3Uploader:
             numbers = range(1, -(-local.size // part_size) + 1)
             parts = map_concurrently(upload_part, numbers, workers=PART_WORKERS)
             check_stop()
+            if not self.honours_complete and self._exists(key):
+                raise _KeyTaken  # written meanwhile: Complete would replace it
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id,
                 MultipartUpload={"Parts": parts}, IfNoneMatch="*",
             )
         except BaseException:
             # Stored parts cost money until aborted; never leave them behind.
-            try:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-                log.warning("could not abort multipart upload %s of %s: %s", upload_id, self.describe(key), error)
+            self._abort(key, upload_id, token)
             raise
+        self._forget_upload(token)
+
+    def _create_upload(self, key: str, **args) -> tuple[str | None, str]:
+        """CreateMultipartUpload, journalled: the entry is made durable before
+        the request and gets the upload id before the first part, so a killed
+        pass's upload is aborted by the next pass (and nobody else's is).
+        Returns (journal token, upload id)."""
+        store = self._store_id()
+        token = self.state.begin_upload(store, key) if self.state is not None else None
+        try:
+            response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **args)
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
+                self._forget_upload(token)  # refused: S3 created nothing
+            raise
+        upload_id = response["UploadId"]
+        if self.state is not None and token is not None:
+            self.state.set_upload_id(token, upload_id)
+        if response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            # botocore sent the create again: an earlier attempt may have
+            # created an upload whose reply was lost. Its id never reached us
+            # and it cannot be told from another writer's upload of this key
+            # (aborting that would break a host in flight): it is left.
+            log.warning("CreateMultipartUpload of %s was sent again after a lost reply: an upload S3 may have "
+                        "created for the lost one is left for the bucket's AbortIncompleteMultipartUpload "
+                        "lifecycle rule", self.describe(key))
+        return token, upload_id
+
+    def _forget_upload(self, token: str | None) -> None:
+        if self.state is not None and token is not None:
+            self.state.drop_upload(token)
+
+    def _abort(self, key: str, upload_id: str, token: str | None, *, reason: str | None = None) -> None:
+        """Aborts one multipart upload of ours. Its journal entry is kept only
+        when the abort may succeed later (a connection error, a 5xx)."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) == "NoSuchUpload":  # completed or aborted already
+                self._forget_upload(token)
+                return
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+            later = " (will try again on the next pass)" if status >= 500 else "; left for the bucket's lifecycle rule"
+            log.warning("could not abort multipart upload %s of %s: %s%s", upload_id, self.describe(key), error, later)
+            if status < 500:
+                self._forget_upload(token)
+            return
+        except botocore.exceptions.BotoCoreError as error:
+            log.warning("could not abort multipart upload %s of %s: %s (will try again on the next pass)",
+                        upload_id, self.describe(key), error)
+            return
+        self._forget_upload(token)
+        if reason:
+            log.info("aborted multipart upload %s of %s, %s", upload_id, self.describe(key), reason)
+
+    def _abort_unseen(self, key: str, *, token: str, reason: str) -> None:
+        """Aborts the unfinished uploads of exactly key: after a pass was killed
+        between CreateMultipartUpload's reply and recording its id (a few
+        milliseconds), the one case that lists uploads. With keys shared by
+        several hosts (no {hostname}), another host's upload of this key in
+        flight at that moment is aborted too: its Complete fails and it sends
+        the file again on its next pass; nothing is lost. Needs
+        s3:ListBucketMultipartUploads; without it, the lifecycle rule is the
+        backstop."""
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key)
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] == key:
+                        self._abort(key, upload["UploadId"], None, reason=reason)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) == "NoSuchBucket":
+                raise
+            log.warning("could not look for an unfinished multipart upload of %s %s: %s; left for the bucket's "
+                        "lifecycle rule", self.describe(key), reason, error)
+        except botocore.exceptions.BotoCoreError as error:
+            log.warning("could not look for an unfinished multipart upload of %s %s: %s (will try again on the "
+                        "next pass)", self.describe(key), reason, error)
+            return
+        self._forget_upload(token)
+
+    # -- before the first write of a pass ------------------------------------------
+
+    def _clean_up(self, store: str) -> None:
+        """Aborts the multipart uploads a killed pass left (from the journal,
+        and only those) and deletes its probe objects."""
+        assert self.state is not None
+        for entry in self.state.uploads(store):
+            if entry["upload_id"]:
+                self._abort(entry["key"], entry["upload_id"], entry["token"], reason="left by an interrupted pass")
+            else:
+                self._abort_unseen(entry["key"], token=entry["token"], reason="left by an interrupted pass")
+        for key in self.state.probes(store):
+            self._delete_probe(store, key)
+
+    def _settle_conditional_writes(self, store: str) -> None:
+        assert self.state is not None
+        if self.conditional_writes == "off":
+            self.honours_put = self.honours_complete = True
+            return
+        answer = self.state.store(store)
+        if answer is None:
+            answer = self._probe(store)
+            self.state.set_store(store, answer)
+        self.honours_put = answer.get("put") == HONOURED
+        self.honours_complete = answer.get("complete") == HONOURED
+        if self.honours_put and self.honours_complete:
+            return
+        where = f"s3://{self.bucket} at {self.client.meta.endpoint_url}"
+        if self.conditional_writes == "require":
+            raise UsageError(f"{where} {_describe_answer(answer)}; --conditional-writes require refuses it")
+        log.warning("%s %s: logjam checks each key with HEAD before writing it, which never overwrites an "
+                    "earlier object but cannot rule out a race with another writer of the same key (a template "
+                    "with {hostname} gives each host its own keys)", where, _describe_answer(answer))
+
+    def _probe_prefix(self) -> str:
+        leading = KeyTemplate(self.template).leading_text(hostname=self.hostname)
+        return leading[: MAX_KEY_BYTES - 64]
+
+    def _probe(self, store: str) -> dict[str, str]:
+        """Asks the store whether it honours If-None-Match: * on PutObject and
+        on CompleteMultipartUpload: a conditional PUT of a small object at a
+        key unique to this archive (under the template's fixed leading text,
+        so a prefix-narrowed policy covers it), then the same again, which
+        must fail with 412; then a one-part multipart upload to the same key,
+        whose conditional Complete must fail with 412. The object is deleted
+        afterwards where that is allowed. Returns {'put': ..., 'complete': ...},
+        each honoured, ignored or denied (AccessDenied)."""
+        assert self.state is not None
+        key = f"{self._probe_prefix()}{PROBE_MARK}{secrets.token_hex(8)}"
+        self.state.add_probe(store, key)  # deleted by a later pass if this one is killed
+        try:
+            denied = self._probe_first_put(key)
+        except BaseException as error:
+            refused = isinstance(error, botocore.exceptions.ClientError) \
+                and error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500
+            if refused or isinstance(error, botocore.exceptions.EndpointConnectionError):
+                self.state.drop_probe(store, key)  # nothing was stored
+            # else it may have been stored: the next pass deletes it
+            raise
+        if denied:
+            self.state.drop_probe(store, key)  # nothing was stored
+            put = complete = DENIED
+        else:
+            try:
+                put = self._probe_second_put(key)
+                complete = DENIED if put == DENIED else self._probe_complete(key)
+            finally:
+                self._delete_probe(store, key)
+        answer = {"put": put, "complete": complete}
+        if DENIED in answer.values():
+            log.warning("s3://%s refused the conditional-write probe at %s (AccessDenied): treating it as a store "
+                        "without conditional writes (to probe again once it is allowed, delete .logjam-s3-state.json "
+                        "in the archive directory)", self.bucket, key)
+        log.info("probed s3://%s at %s: If-None-Match on PutObject %s, on CompleteMultipartUpload %s",
+                 self.bucket, self.client.meta.endpoint_url, put, complete)
+        return answer
+
+    def _probe_first_put(self, key: str) -> bool:
+        """The probe's first conditional PUT. Returns True if it was denied."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=b"logjam conditional-write probe\n",
+                                   IfNoneMatch="*", **self.extra_args)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in DENIED_ERRORS:
+                return True
+            raise
+        return False
+
+    def _probe_second_put(self, key: str) -> str:
+        for _attempt in range(3):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"logjam conditional-write probe, again\n",
+                                       IfNoneMatch="*", **self.extra_args)
+                return IGNORED
+            except botocore.exceptions.ClientError as error:
+                if _taken(error):
+                    return HONOURED
+                if _code(error) in DENIED_ERRORS:
+                    return DENIED
+                if _code(error) not in RACE_ERRORS:
+                    raise
+        raise FileError(f"{self.describe(key)}: concurrent writes kept conflicting")
+
+    def _probe_complete(self, key: str) -> str:
+        try:
+            token, upload_id = self._create_upload(key, ChecksumAlgorithm="SHA256", **self.extra_args)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in DENIED_ERRORS:
+                return DENIED
+            raise
+        body = b"logjam conditional-write probe, multipart\n"
+        checksum = _b64(hashlib.sha256(body).digest())
+        try:
+            part = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=body,
+                                           ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, IfNoneMatch="*",
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"], "ChecksumSHA256": checksum}]},
+            )
+        except botocore.exceptions.ClientError as error:
+            self._abort(key, upload_id, token)
+            if _taken(error):
+                return HONOURED
+            if _code(error) in DENIED_ERRORS:
+                return DENIED
+            raise
+        except BaseException:
+            self._abort(key, upload_id, token)
+            raise
+        self._forget_upload(token)
+        return IGNORED
+
+    def _delete_probe(self, store: str, key: str) -> None:
+        assert self.state is not None
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+            if _code(error) in ("NoSuchBucket", *MISSING_ERRORS):
+                self.state.drop_probe(store, key)
+                return
+            if status >= 500:
+                log.warning("could not delete the probe object %s: %s (will try again on the next pass)",
+                            self.describe(key), error)
+                return
+            # AccessDenied (no s3:DeleteObject, as a least-privilege policy
+            # has): the small object stays; nothing is wrong.
+            log.info("left the probe object %s: %s", self.describe(key), _code(error))
+        except botocore.exceptions.BotoCoreError as error:
+            log.warning("could not delete the probe object %s: %s (will try again on the next pass)",
+                        self.describe(key), error)
+            return
+        self.state.drop_probe(store, key)
 
     @contextlib.contextmanager
     def _part_buffer(self, size: int) -> Iterator[bytearray]:
@@ -223,28 +498,20 @@ class S3Uploader:
         finally:
             self._part_buffers.put(buffer)
 
-    def _abort_uploads(self, key: str, *, keep: str | None = None, reason: str) -> None:
-        """Aborts the unfinished multipart uploads of exactly key, except keep.
-        Best effort: it needs s3:ListBucketMultipartUploads; without it, S3's
-        AbortIncompleteMultipartUpload lifecycle rule is the backstop."""
+    def _exists(self, key: str) -> bool:
         try:
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key)
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    if upload["Key"] != key or upload["UploadId"] == keep:
-                        continue
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
-                    log.info("aborted multipart upload %s of %s, %s", upload["UploadId"], self.describe(key), reason)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
-            if isinstance(error, botocore.exceptions.ClientError) and _code(error) == "NoSuchBucket":
-                raise self._wrap(error, key) from None
-            log.warning("could not look for unfinished multipart uploads of %s: %s", self.describe(key), error)
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in MISSING_ERRORS:
+                return False
+            raise
+        return True
 
     def head(self, key: str) -> RemoteObject | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except botocore.exceptions.ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+            if _code(error) in MISSING_ERRORS:
                 return None
             raise self._wrap(error, key, failed_to="check") from None
         except botocore.exceptions.BotoCoreError as error:
@@ -306,7 +573,7 @@ class S3Uploader:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except botocore.exceptions.ClientError as error:
-            if _code(error) in ("404", "NoSuchKey", "NotFound"):
+            if _code(error) in MISSING_ERRORS:
                 # Deleted between our PUT and HEAD: let the caller retry later.
                 raise FileError(f"{self.describe(key)}: object vanished while checking it; will retry") from None
             raise self._wrap(error, key) from None
@@ -379,6 +646,15 @@ def _digests(head: dict) -> tuple[str | None, str | None]:
     plain = len(etag) == 32 and "-" not in etag and head.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse") \
         and "SSECustomerAlgorithm" not in head
     return sha256, etag.lower() if plain else None
+
+
+def _describe_answer(answer: dict[str, str]) -> str:
+    """{'put': 'ignored', 'complete': 'honoured'} -> 'ignores If-None-Match: * on PutObject'."""
+    if DENIED in answer.values():
+        return "could not be probed for conditional writes (AccessDenied)"
+    ignored = [name for field, name in (("put", "PutObject"), ("complete", "CompleteMultipartUpload"))
+               if answer.get(field) != HONOURED]
+    return f"ignores If-None-Match: * on {' and '.join(ignored)}"
 
 
 def _taken(error: botocore.exceptions.ClientError) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 import string
 from dataclasses import dataclass
 
@@ -12,6 +13,8 @@ from logjam.parse import LogFile
 FIELDS = ("prefix", "year", "month", "day", "hour", "minute", "filename", "suffix", "hostname")
 REQUIRED_FIELDS = ("prefix", "year", "month", "day", "filename")
 UPLOAD_DUPLICATE_MARK = "-logjam-upload-duplicate-"
+MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 length
+FIXED_WIDTH_FIELDS = {"year": 4, "month": 2, "day": 2, "hour": 2, "minute": 2}
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,33 @@ class KeyTemplate:
         if missing:
             names = ", ".join("{%s}" % name for name in missing)
             raise UsageError(f"bad key template {text!r}: missing {names}")
+        dots = [segment for segment in text.split("/") if segment in (".", "..")]
+        if dots:
+            raise UsageError(f"bad key template {text!r}: a {dots[0]!r} path segment (keys never step out of a folder)")
         return cls(text)
+
+    def fixed_bytes(self) -> int:
+        """The UTF-8 length every key of this template has at least: its
+        literal text and its fixed-width fields ({year} is 4 bytes...)."""
+        total = 0
+        for literal, field, _spec, _conversion in string.Formatter().parse(self.text):
+            total += len(literal.encode("utf-8", "surrogateescape"))
+            total += FIXED_WIDTH_FIELDS.get(field or "", 0)
+        return total
+
+    def leading_text(self, *, hostname: str) -> str:
+        """The text every key of this host starts with: the template up to its
+        first field that depends on the file ({hostname} is filled in), with
+        empty path segments collapsed. 'logs/{hostname}/{prefix}/...' -> 'logs/web1/'."""
+        text = ""
+        for literal, field, _spec, _conversion in string.Formatter().parse(self.text):
+            text += literal
+            if field is None:
+                continue
+            if field != "hostname":
+                break
+            text += hostname
+        return re.sub("/+", "/", utf8_key(text)).lstrip("/")
 
     def format(self, logfile: LogFile, *, hostname: str, filename: str | None = None) -> str:
         """Takes an archived LogFile. Returns its key (filename may be overridden for duplicates)."""
@@ -57,7 +86,25 @@ class KeyTemplate:
             suffix=logfile.suffix or "",
             hostname=hostname,
         )
-        return utf8_key(key)
+        return collapse_key(utf8_key(key))
+
+
+def collapse_key(key: str) -> str:
+    """Drops empty path segments, so that every backend and the ledger see the
+    same key: an empty {suffix} in 'web/{suffix}/x.gz' gives 'web/x.gz', not 'web//x.gz'."""
+    return "/".join(segment for segment in key.split("/") if segment)
+
+
+def key_problem(key: str, *, max_bytes: int | None = None) -> str | None:
+    """Takes a formatted key. Returns why no backend may write it (a '.' or
+    '..' segment, a NUL, or more than max_bytes of UTF-8), or None."""
+    segments = key.split("/")
+    if not key or any(segment in ("", ".", "..") or "\x00" in segment for segment in segments):
+        return f"key {key!r} has an empty, '.' or '..' segment or a NUL (it could leave its folder); refused"
+    size = len(key.encode("utf-8", "surrogateescape"))
+    if max_bytes is not None and size > max_bytes:
+        return f"key is {size} bytes, more than the {max_bytes} allowed: {key[:60]}...{key[-40:]}"
+    return None
 
 
 def utf8_key(text: str) -> str:

@@ -137,6 +137,7 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
                 log.debug("%s: nothing to upload", job.archive_dir)
                 return PassStats()
             job.uploader.connect()
+            job.uploader.begin_pass(archive_fd)  # S3: cleanup of a killed pass; the conditional-write probe
             return _upload_all(job, archive_fd, ledger, pending, check_stop)
     finally:
         os.close(archive_fd)
@@ -446,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a canned ACL, e.g. bucket-owner-full-control for a bucket in another account")
     s3.add_argument("--tag", action="append", type=_tag, default=None, metavar="KEY=VALUE",
                     help="an object tag (repeatable)")
+    s3.add_argument("--conditional-writes", choices=("auto", "require", "off"), default="auto",
+                    help="whether the store honours If-None-Match (never overwrite): auto probes it once per "
+                         "bucket, and checks each key with HEAD first where it does not; require refuses such a "
+                         "store; off trusts it without probing (default: %(default)s)")
     parser.add_argument("--max-bandwidth", type=_bandwidth, default=None, metavar="BYTES_PER_SECOND",
                         help="keep all uploads together under this rate, e.g. 1000000 or 5MiB (thin links)")
     parser.add_argument("--delete-uploaded-after", type=parse_duration, default=None, metavar="DURATION",

@@ -78,6 +78,12 @@ class Uploader(Protocol):
     def connect(self) -> None:
         """Prepares for a pass with work (no network request needed)."""
 
+    def begin_pass(self, archive_fd: int) -> None:
+        """Called under the archive's lock before the first write of a pass;
+        archive_fd stays open until the pass ends. The S3 backend cleans up
+        after a killed pass and learns whether the store honours conditional
+        writes (state kept in the archive directory)."""
+
     def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
         """Stores local at key unless the key is taken. See the module docstring."""
 
@@ -148,8 +154,19 @@ class FileUploader:
     def connect(self) -> None:
         pass
 
+    def begin_pass(self, archive_fd: int) -> None:
+        pass  # link() never replaces a name: nothing to learn about the store
+
     def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
         *folders, name = _key_components(key)
+        for component in (*folders, name):
+            size = len(os.fsencode(component))
+            if size > NAME_MAX:
+                # Checked before any write: without it every duplicate name
+                # failed alike and each pass tried all 99 of them again.
+                raise FileError(f"{component[:40]}...: a name of {size} bytes in key {self.describe(key)!r} is longer "
+                                f"than the {NAME_MAX} a directory entry may have; file left in the archive, "
+                                "rename it or shorten the template")
         dir_fd = fsutil.open_dir(self.root)
         try:
             for folder in folders:
@@ -245,6 +262,9 @@ class FileUploader:
             os.close(dir_fd)
             return None
         return dir_fd
+
+
+NAME_MAX = 255  # bytes in one directory entry's name (Linux, and most file systems)
 
 
 def _key_components(key: str) -> list[str]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +187,79 @@ def authenticating_s3_server(tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# -- a second S3 implementation: s3rver (npm) -------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+S3RVER = ROOT / ".s3rver" / "node_modules" / ".bin" / "s3rver"  # test_all.sh installs it
+S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}  # the only keys it knows
+
+
+@pytest.fixture(scope="session")
+def s3rver_server(tmp_path_factory):
+    """s3rver on a free loopback port, storing in a temporary directory, for the
+    whole session. It accepts If-None-Match and overwrites anyway, and answers
+    ListMultipartUploads and AbortMultipartUpload with errors (docs/stores.rst)."""
+    if not S3RVER.exists():
+        pytest.skip("s3rver is not installed: ./test_all.sh installs it with npm into .s3rver/")
+    root = tmp_path_factory.mktemp("s3rver")
+    output = root / "output.txt"
+    with open(output, "wb") as out:
+        # Port 0: s3rver picks a free port and names it in its first line.
+        process = subprocess.Popen([str(S3RVER), "-d", str(root / "data"), "-a", "127.0.0.1", "-p", "0"],
+                                   stdout=out, stderr=subprocess.STDOUT)
+
+    def listening():
+        if process.poll() is not None:
+            pytest.fail(f"s3rver exited {process.returncode}: {output.read_text(errors='replace')[-2000:]}")
+        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", output.read_text(errors="replace"))
+        return found and found.group(1)
+
+    try:
+        port = wait_for(listening, message="s3rver to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Store:
+    """One S3 implementation under test: its endpoint, a client and a fresh bucket."""
+
+    name: str
+    endpoint: str
+    client: Any
+    bucket: str
+    credentials: dict[str, str]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """An environment for logjam with this store's credentials."""
+        return clean_env(**self.credentials, **extra)
+
+    def objects(self) -> dict[str, bytes]:
+        """Every object in the bucket: key -> bytes."""
+        listed = self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        return {item["Key"]: self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                for item in listed}
+
+
+@pytest.fixture(params=["moto", "s3rver"])
+def s3_store(request) -> Store:
+    """Each upload test that matters runs against moto, which honours
+    If-None-Match as S3 does, and against s3rver, which ignores it."""
+    import boto3
+
+    if request.param == "moto":
+        endpoint = request.getfixturevalue("s3_server")
+        credentials = {key: CREDENTIALS[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    else:
+        endpoint = request.getfixturevalue("s3rver_server")
+        credentials = dict(S3RVER_CREDENTIALS)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"])
+    bucket = f"logjam-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    return Store(request.param, endpoint, client, bucket, credentials)

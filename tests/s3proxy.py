@@ -353,6 +353,12 @@ class S3Proxy:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> S3Proxy:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
     # -- what was sent -------------------------------------------------------------
 
     def clear(self) -> None:

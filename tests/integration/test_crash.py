@@ -58,6 +58,7 @@ COMPRESS_DUPLICATE = re.compile(r"-logjam-compress-duplicate-timestamp(?:-\d\d)?
 ARCHIVED_NAME = re.compile(r"^(?P<prefix>.+?)-(?P<year>\d{4})(?P<month>\d\d)(?P<day>\d\d)T\d{4}Z.*\.log\.gz$")
 LOCK_FILES = {".logjam-compress.lock", ".logjam-upload.lock"}
 LEDGER = ".uploaded"
+PROBE_MARK = ".logjam-probe-"
 HOUR_AGO = 3600
 
 
@@ -221,8 +222,9 @@ class Scenario:
 
     @staticmethod
     def archived_names(archive: Path) -> list[str]:
+        # Dot names are logjam's own (locks, ledger, the S3 state file), never archived logs.
         return sorted(name for name in os.listdir(archive)
-                      if name not in LOCK_FILES and name != LEDGER and not is_temp(name))
+                      if name not in LOCK_FILES and name != LEDGER and not is_temp(name) and not name.startswith("."))
 
     def _bytes_sha(self, where: str, name: str, identity, read) -> str:
         key = (where, name, identity)
@@ -273,12 +275,19 @@ class Scenario:
                                            path.read_bytes)
         return objects
 
+    def probe_objects(self) -> list[str]:
+        """Objects of a conditional-write probe that a killed pass could not delete yet."""
+        listed = self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        return [item["Key"] for item in listed if PROBE_MARK in item["Key"]]
+
     def s3_objects(self) -> dict[str, str]:
         objects = {}
         listed = self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])
         assert len(listed) < 1000
         for item in listed:
             key = item["Key"]
+            if PROBE_MARK in key:
+                continue  # the probe's small object: deleted by the next pass (check_final)
 
             def read(key=key):
                 return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -367,6 +376,7 @@ class Scenario:
         assert not temps, f"temporary files left behind: {temps}"
         assert self.multipart_uploads() == [], \
             f"incomplete multipart uploads left in the bucket: {self.multipart_uploads()}"
+        assert self.probe_objects() == [], f"probe objects left in the bucket: {self.probe_objects()}"
 
     def verify_full(self) -> None:
         """logjam-upload --verify=full agrees, for both destinations."""
@@ -442,10 +452,8 @@ def test_random_sigkills_lose_nothing_duplicate_nothing_and_leave_nothing(scenar
             continue
         kind = min(with_work, key=lambda kind: (kills[kind], rng.random()))  # the least killed first
         before = scenario.progress()
-        # One threshold throughout, as a deployment has: a multipart upload cut
-        # off is aborted by the next multipart upload of that key; one that a
-        # changed threshold sends as a single PUT instead is left to S3's
-        # lifecycle rule (README, "Failed and interrupted multipart uploads").
+        # A multipart upload cut off is aborted by the next pass, from the
+        # journal in the archive directory.
         argv = scenario.command(kind, multipart=True, shuffle=rng)
         process, stderr_path = scenario.start(argv)
         runs += 1
@@ -536,7 +544,8 @@ else:
     real_call = botocore.client.BaseClient._make_api_call
 
     def hooked_call(self, operation, params):
-        if operation == spec["s3"] and crash_here():
+        # "key" tells the conditional-write probe's requests (.logjam-probe-) from the uploads'.
+        if operation == spec["s3"] and re.search(spec.get("key", ""), params.get("Key", "")) and crash_here():
             if spec["when"] == "after":
                 real_call(self, operation, params)
             os._exit(137)
@@ -553,6 +562,7 @@ sys.exit(main(argv))
 
 NAME = "app-20130727T0100Z.log"
 BIG = "web-20130727T0200Z.log"  # compresses to over 5 MiB: multipart at --multipart-threshold 5MiB
+LOG_KEY = r"\.log\.gz$"
 
 CRASH_POINTS = {
     # logjam-compress, in the order of its steps
@@ -569,11 +579,18 @@ CRASH_POINTS = {
     "ledger-before-link": ("file", {"os": "link", "match": r"/\.uploaded/[^/]*$", "when": "before"}),
     "ledger-after-link": ("file", {"os": "link", "match": r"/\.uploaded/[^/]*$", "when": "after"}),
     # logjam-upload to S3
-    "s3-after-put": ("s3", {"s3": "PutObject", "when": "after"}),
+    "s3-after-put": ("s3", {"s3": "PutObject", "key": LOG_KEY, "when": "after"}),
     "s3-ledger-after-link": ("s3", {"os": "link", "match": r"/\.uploaded/[^/]*$", "when": "after"}),
-    "s3-multipart-after-create": ("s3-multipart", {"s3": "CreateMultipartUpload", "when": "after"}),
-    "s3-multipart-after-first-part": ("s3-multipart", {"s3": "UploadPart", "when": "after", "nth": 1}),
-    "s3-multipart-after-complete": ("s3-multipart", {"s3": "CompleteMultipartUpload", "when": "after"}),
+    # after the create, before its id is in the journal: the next pass lists that key's uploads
+    "s3-multipart-after-create": ("s3-multipart", {"s3": "CreateMultipartUpload", "key": LOG_KEY, "when": "after"}),
+    # the id is in the journal: the next pass aborts exactly that upload
+    "s3-multipart-before-first-part": ("s3-multipart", {"s3": "UploadPart", "key": LOG_KEY, "when": "before", "nth": 1}),
+    "s3-multipart-after-first-part": ("s3-multipart", {"s3": "UploadPart", "key": LOG_KEY, "when": "after", "nth": 1}),
+    "s3-multipart-after-complete": ("s3-multipart", {"s3": "CompleteMultipartUpload", "key": LOG_KEY, "when": "after"}),
+    # the conditional-write probe of a fresh archive: its object and upload are cleaned up by the next pass
+    "s3-probe-after-first-put": ("s3", {"s3": "PutObject", "key": PROBE_MARK, "when": "after"}),
+    "s3-probe-after-create": ("s3", {"s3": "CreateMultipartUpload", "key": PROBE_MARK, "when": "after"}),
+    "s3-probe-after-part": ("s3", {"s3": "UploadPart", "key": PROBE_MARK, "when": "after"}),
 }
 
 

@@ -107,8 +107,9 @@ def test_symlink_inside_root_is_not_followed(archive, dest, tmp_path):
 def test_dot_dot_in_a_key_cannot_escape_root(archive, dest, tmp_path):
     (archive / NAME).write_bytes(b"x")
     result = upload(archive, f"file://{dest}/{{prefix}}/../../{{year}}/{{month}}/{{day}}/{{filename}}")
-    assert result.returncode == 1
-    assert "would leave the destination root" in result.stderr
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "bad key template" in line and "'..' path segment" in line
     assert sorted(os.listdir(tmp_path)) == ["dest", "logs"]
     assert tree(dest) == {}
     assert not (archive / ".uploaded").exists()
@@ -154,3 +155,36 @@ def test_retention_never_deletes_a_file_that_is_not_the_one_uploaded(archive, de
         f"db/2013/07/27/{NAME}": b"first copy, uploaded",
         "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": b"later copy, not sent",
     }
+
+
+def test_empty_suffix_makes_one_slash_on_disk_and_in_the_ledger(archive, dest):
+    data = gzip.compress(b"x\n", mtime=0)
+    (archive / NAME).write_bytes(data)
+    result = upload(archive, f"file://{dest}/{{prefix}}/{{suffix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
+    assert result.returncode == 0, result.stderr
+    assert tree(dest) == {f"db/2013/07/27/{NAME}": data}
+    marker = (archive / ".uploaded" / NAME).read_text()
+    assert f"key=db/2013/07/27/{NAME}\n" in marker
+    assert f"destination=file://{dest}/db/2013/07/27/{NAME}\n" in marker
+
+
+def test_duplicate_name_longer_than_name_max_fails_once_and_leaves_the_file(archive, dest):
+    # 232 bytes fit; with -logjam-upload-duplicate-01 (27 more) the name does not.
+    name = "d" * 210 + "-20130727T1200Z.log.gz"
+    assert len(name) == 232
+    ours = gzip.compress(b"ours\n", mtime=0)
+    (archive / name).write_bytes(ours)
+    folder = dest / ("d" * 210) / "2013" / "07" / "27"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(b"someone else's")
+
+    result = upload(archive, f"file://{dest}/{TEMPLATE}")
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, result.stderr
+    assert "longer than the 255 a directory entry may have" in errors[0]
+    assert "file left in the archive" in errors[0]
+    assert (archive / name).read_bytes() == ours
+    assert sorted(os.listdir(folder)) == [name]  # nothing written, no temporary file left
+    assert not (archive / ".uploaded").exists()

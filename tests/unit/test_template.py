@@ -11,7 +11,15 @@ import pytest
 from logjam.errors import FileError, UsageError
 from logjam.parse import parse_filename
 from logjam.s3_uploader import MAX_PARTS, PART_SIZE, part_size_for
-from logjam.template import FIELDS, REQUIRED_FIELDS, KeyTemplate, upload_duplicate_filename
+from logjam.template import (
+    FIELDS,
+    MAX_KEY_BYTES,
+    REQUIRED_FIELDS,
+    KeyTemplate,
+    collapse_key,
+    key_problem,
+    upload_duplicate_filename,
+)
 from logjam.upload import MAX_UPLOAD_DUPLICATES, candidate_keys
 from logjam.uploaders import UPLOADERS, FileUploader, _key_components, get_uploader
 
@@ -156,8 +164,13 @@ def test_unknown_field_error_lists_the_known_fields():
         # {suffix}, present and absent (empty)
         ("{prefix}/{suffix}/{year}/{month}/{day}/{filename}", "db-20130727T1200Z-i-1.log.gz", "h",
          "db/i-1/2013/07/27/db-20130727T1200Z-i-1.log.gz"),
+        # an empty {suffix} leaves no empty path segment (the same key for S3, file:// and the ledger)
         ("{prefix}/{suffix}/{year}/{month}/{day}/{filename}", "db-20130727T1200Z.log.gz", "h",
-         "db//2013/07/27/db-20130727T1200Z.log.gz"),
+         "db/2013/07/27/db-20130727T1200Z.log.gz"),
+        ("{prefix}/{year}/{month}/{day}/{filename}/{suffix}", "db-20130727T1200Z.log.gz", "h",
+         "db/2013/07/27/db-20130727T1200Z.log.gz"),
+        ("/logs//{prefix}/{year}/{month}/{day}/{filename}", "db-20130727T1200Z.log.gz", "h",
+         "logs/db/2013/07/27/db-20130727T1200Z.log.gz"),
         ("{prefix}/{year}/{month}/{day}/{filename}[{suffix}]", "db-20130727T1200Z.log.gz", "h",
          "db/2013/07/27/db-20130727T1200Z.log.gz[]"),
         # an extended-form name keeps its filename; the fields are the same
@@ -466,3 +479,75 @@ def test_key_components_refuses(key):
     with pytest.raises(FileError) as raised:
         _key_components(key)
     assert "refused" in str(raised.value)
+
+
+# -- keys: empty segments, '.' and '..', S3's 1,024 bytes ------------------------------
+
+@pytest.mark.parametrize(
+    ("key", "collapsed"),
+    [("a/b", "a/b"), ("a//b", "a/b"), ("/a/b/", "a/b"), ("a///b//c", "a/b/c"), ("", "")],
+)
+def test_collapse_key(key, collapsed):
+    assert collapse_key(key) == collapsed
+
+
+@pytest.mark.parametrize(
+    ("key", "max_bytes", "problem"),
+    [
+        ("db/2013/x.gz", None, None),
+        ("db/../x.gz", None, "'..'"),
+        ("db/./x.gz", None, "'..'"),
+        ("../x.gz", None, "'..'"),
+        ("db/..", None, "'..'"),
+        ("db/..x/x.gz", None, None),  # only whole segments
+        ("db/x\x00.gz", None, "NUL"),
+        ("a" * 1024, MAX_KEY_BYTES, None),
+        ("a" * 1025, MAX_KEY_BYTES, "1025 bytes, more than the 1024"),
+        ("é" * 513, MAX_KEY_BYTES, "1026 bytes"),  # bytes, not characters
+    ],
+)
+def test_key_problem(key, max_bytes, problem):
+    found = key_problem(key, max_bytes=max_bytes)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["../{prefix}/{year}/{month}/{day}/{filename}", "{prefix}/./{year}/{month}/{day}/{filename}",
+     "{prefix}/{year}/{month}/{day}/../{filename}"],
+)
+def test_parse_refuses_dot_segments(text):
+    with pytest.raises(UsageError, match="path segment"):
+        KeyTemplate.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed"),
+    [
+        (DEFAULT, 4 + 2 + 2 + 4),  # year, month, day and four slashes
+        ("{prefix}{year}{month}{day}{hour}{minute}{filename}", 12),
+        ("logs/{hostname}/" + DEFAULT, 5 + 1 + 12),
+        ("é/" + DEFAULT, 3 + 12),
+    ],
+)
+def test_fixed_bytes(text, fixed):
+    assert KeyTemplate.parse(text).fixed_bytes() == fixed
+
+
+@pytest.mark.parametrize(
+    ("text", "leading"),
+    [
+        (DEFAULT, ""),
+        ("logs/" + DEFAULT, "logs/"),
+        ("logs-" + DEFAULT, "logs-"),
+        ("/logs//" + DEFAULT, "logs/"),
+        ("logs/{hostname}/" + DEFAULT, "logs/web1/"),
+        ("{hostname}-" + DEFAULT, "web1-"),
+        ("logs/{year}/{hostname}/{prefix}/{month}/{day}/{filename}", "logs/"),
+    ],
+)
+def test_leading_text(text, leading):
+    assert KeyTemplate.parse(text).leading_text(hostname="web1") == leading
