@@ -105,6 +105,7 @@ class S3Uploader:
         self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client: Any = None  # a botocore S3 client (untyped), made by connect()
+        self._warned_delimiter = False  # said once: the store does not group keys by delimiter
         # PART_WORKERS part buffers for the whole process, allocated once and
         # reused: fresh bytes per part let glibc's per-thread arenas
         # keep growing (measured: 300 MB for 4 x 256 MB files at --jobs 4).
@@ -542,9 +543,21 @@ class S3Uploader:
         try:
             pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-            return [item["Prefix"] for page in pages for item in page.get("CommonPrefixes", [])]
+            levels = [item["Prefix"] for page in pages for item in page.get("CommonPrefixes", [])]
+            if levels or not client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1).get("Contents"):
+                return levels
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise self._wrap(error, prefix, failed_to="list") from None
+        # Keys below prefix, yet no common prefix: the store does not group
+        # by delimiter (s3rver skips keys more than one level down). An empty
+        # answer would read as "no logs"; derive the levels from the keys.
+        if not self._warned_delimiter:
+            self._warned_delimiter = True
+            log.info("%s does not group keys by delimiter; listing every key below %r instead",
+                        self.describe(""), prefix)
+        found = {key[: len(prefix) + key.index("/", len(prefix)) - len(prefix) + 1]
+                 for key, _size in self.list_keys(prefix) if "/" in key[len(prefix):]}
+        return sorted(found)
 
     def get(self, key: str) -> Download:
         """The object at key: one GET, its body streamed, with its metadata

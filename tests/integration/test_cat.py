@@ -15,12 +15,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from logjam import cat, compress, upload
 from logjam.service import Stop, main_runner
-from tests.conftest import CREDENTIALS, clean_env, script, tree
+from tests.conftest import CREDENTIALS, clean_env, make_store, script, tree
 
 UTC = datetime.timezone.utc
 TEMPLATE = "{hostname}/{prefix}/{year}/{month}/{day}/{filename}"
@@ -36,6 +37,7 @@ class Store:
     read: Callable[[str], bytes]
     forge: Callable[[str, bytes], None]  # replace an object's bytes, keeping its metadata
     keys: Callable[[], list[str]]
+    client: Any = None  # the boto3 client of an S3 store
 
     def uri(self, template: str = TEMPLATE) -> str:
         return f"{self.root}/{template}"
@@ -54,11 +56,8 @@ def file_store(tmp_path):
     )
 
 
-@pytest.fixture
-def s3_store(s3_server, s3_client, bucket, monkeypatch):
-    """The S3 destination every S3 test here takes (one place to point them
-    at another server)."""
-    for name, value in CREDENTIALS.items():
+def _s3_destination(endpoint: str, client, bucket: str, credentials: dict[str, str], monkeypatch) -> Store:
+    for name, value in {**CREDENTIALS, **credentials}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
@@ -68,25 +67,46 @@ def s3_store(s3_server, s3_client, bucket, monkeypatch):
     monkeypatch.setattr(werkzeug, "level", logging.WARNING)
 
     def forge(key, data):
-        metadata = s3_client.head_object(Bucket=bucket, Key=key)["Metadata"]
-        s3_client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
+        metadata = client.head_object(Bucket=bucket, Key=key)["Metadata"]
+        client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
 
     def keys():
-        pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     return Store(
         root=f"s3://{bucket}",
-        options=["--endpoint-url", s3_server],
-        read=lambda key: s3_client.get_object(Bucket=bucket, Key=key)["Body"].read(),
+        options=["--endpoint-url", endpoint],
+        read=lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
         forge=forge,
         keys=keys,
+        client=client,
     )
 
 
-@pytest.fixture(params=["file", "s3"])
-def store(request):
-    return request.getfixturevalue(f"{request.param}_store")
+@pytest.fixture(params=["moto", "s3rver"])
+def s3_store(request, monkeypatch):
+    """The S3 destination the S3 tests here take: once on moto and once on
+    s3rver (a second, independent S3 implementation)."""
+    return _s3_on(request, request.param, monkeypatch)
+
+
+def _s3_on(request, implementation: str, monkeypatch) -> Store:
+    store = make_store(request, implementation)
+    return _s3_destination(store.endpoint, store.client, store.bucket, store.credentials, monkeypatch)
+
+
+@pytest.fixture
+def moto_store(s3_server, s3_client, bucket, monkeypatch):
+    """S3 on moto alone, for the tests that count requests through the proxy in front of it."""
+    return _s3_destination(s3_server, s3_client, bucket, {}, monkeypatch)
+
+
+@pytest.fixture(params=["file", "moto", "s3rver"])
+def store(request, monkeypatch):
+    if request.param == "file":
+        return request.getfixturevalue("file_store")
+    return _s3_on(request, request.param, monkeypatch)
 
 
 @pytest.fixture
@@ -106,7 +126,7 @@ def put(tmp_path, monkeypatch):
         assert main_runner("logjam-compress", compress.build_parser(), compress.make_job,
                            ["--once", "--log-level", "warning", "--codec", codec, str(log_dir)], stop=Stop()) == 0
         assert main_runner("logjam-upload", upload.build_parser(), upload.make_job,
-                           ["--once", "--log-level", "warning", *store.options, str(log_dir / "archive"), store.uri(template)], stop=Stop()) == 0
+                           ["--once", "--log-level", "error", *store.options, str(log_dir / "archive"), store.uri(template)], stop=Stop()) == 0
 
     return put_logs
 
@@ -280,7 +300,8 @@ def test_forged_object_never_reaches_the_output_dir(s3_store, put, tmp_path):
     assert os.listdir(out_dir / "h1/db/2013/07/27") == ["db-20130727T1300Z.log.gz"]  # no temporary file left
 
 
-def test_list_prints_hours_sizes_and_locations_without_downloading(s3_store, put, s3_proxy, capsys):
+def test_list_prints_hours_sizes_and_locations_without_downloading(moto_store, put, s3_proxy, capsys):
+    s3_store = moto_store
     put(s3_store, {"db-20130727T2300Z.log": b"x\n", "db-20130728T0000Z-err.log": b"y\n", "db-20130729T0000Z.log": b"z\n"})
     s3_proxy.clear()
 
@@ -302,7 +323,8 @@ def test_list_prints_hours_sizes_and_locations_without_downloading(s3_store, put
     assert all("list-type=2" in request.query for request in s3_proxy.requests)
 
 
-def test_requests_are_one_list_per_day_and_level_and_one_get_per_file(s3_store, put, s3_proxy):
+def test_requests_are_one_list_per_day_and_level_and_one_get_per_file(moto_store, put, s3_proxy):
+    s3_store = moto_store
     several_hosts_and_streams(s3_store, put)
     s3_proxy.clear()
 
@@ -321,7 +343,8 @@ def test_requests_are_one_list_per_day_and_level_and_one_get_per_file(s3_store, 
     assert len(gets) == 8 and len(set(gets)) == 8
 
 
-def test_objects_stored_by_another_tool_are_checked_by_the_stores_checksums(s3_store, s3_client, put, capsys):
+def test_objects_stored_by_another_tool_are_checked_by_the_stores_checksums(s3_store, put, capsys):
+    s3_client = s3_store.client
     # No logjam metadata: a full-object SHA-256 checksum, or the ETag (MD5).
     bucket = s3_store.root[len("s3://"):]
     s3_client.put_object(Bucket=bucket, Key="h1/db/2013/07/27/db-20130727T1200Z.log.gz",
