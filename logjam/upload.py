@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from logjam import fsutil
+from logjam import fleet, fsutil
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.errors import FileError, Skipped, UsageError
 from logjam.integrity import METADATA_SHA256, Fingerprint, file_fingerprint, fingerprint
@@ -472,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("uri", metavar="URI", help="destination: s3://BUCKET/TEMPLATE or file:///PATH/TEMPLATE")
     parser.add_argument("--endpoint-url", default=None, metavar="URL",
                         help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+    parser.add_argument("--hostname", type=fleet.hostname_value, default=None, metavar="NAME",
+                        help=fleet.HOSTNAME_HELP)
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per S3 request, with backoff (default: %(default)s)")
     parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
@@ -574,7 +576,10 @@ def make_job(args: argparse.Namespace) -> UploadJob:
         if args.dry_run:
             raise UsageError("--verify and --dry-run do not go together (--verify only reads, but it asks the destination)")
         args.once = True
-    return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs,
+    elif fleet.shares_keys_across_hosts(template.text):
+        log.warning(fleet.SHARED_KEYS_WARNING.format(template=template.text))
+    hostname = args.hostname or socket.gethostname()
+    return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs,
                      verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
                      dry_run=args.dry_run, delete_after=args.delete_uploaded_after)
 
