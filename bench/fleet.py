@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +47,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
-from tests.s3proxy import SLOW_DOWN, Fault, Request, S3Proxy  # noqa: E402  (the tests' fault proxy)
+from tests.s3proxy import SLOW_DOWN, Fault, PrefixRateLimit, S3Proxy  # noqa: E402  (the tests' fault proxy)
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "fleet-key-id",
@@ -96,38 +95,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.hosts, args.files, args.jobs, args.retries) < 1 or args.rate <= 0 or args.splay < 0:
         parser.error("--hosts, --files, --jobs, --retries and --rate must be positive, --splay 0 or more")
     return args
-
-
-# -- the rate-limiting front --------------------------------------------------------
-
-def key_prefix(request: Request) -> str | None:
-    """The first path component of the key (path-style /BUCKET/KEY), or None for a bucket request."""
-    parts = request.path.lstrip("/").split("/", 2)
-    if len(parts) < 2 or not parts[1]:
-        return None
-    return urllib.parse.unquote(parts[1])
-
-
-class PrefixRateLimit:
-    """A fault predicate for S3Proxy: True (answer 503 SlowDown) when the
-    request's key prefix has already been served --rate requests within the
-    last second. Called under the proxy's lock."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.served: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-
-    def __call__(self, request: Request) -> bool:
-        prefix = key_prefix(request)
-        if prefix is None:
-            return False
-        window = self.served[prefix]
-        while window and window[0] <= request.started - 1.0:
-            window.popleft()
-        if len(window) >= self.rate:
-            return True
-        window.append(request.started)
-        return False
 
 
 # -- one mode -------------------------------------------------------------------------

@@ -476,8 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=fleet.HOSTNAME_HELP)
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per S3 request, with backoff (default: %(default)s)")
-    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
-                        help="botocore's retry mode; adaptive also slows down on throttling (default: %(default)s)")
+    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="adaptive",
+                        help="botocore's retry mode; adaptive also slows the whole process down after "
+                             "503 SlowDown or 429 (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="files uploaded at once, over one connection pool (default: %(default)s)")
     parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
