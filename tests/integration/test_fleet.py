@@ -171,3 +171,37 @@ def test_splay_is_an_option_of_both_commands(tmp_path, capsys):
         "logjam-compress: error: argument --splay: must be 0 or more seconds: '-5'"
     assert os.listdir(tmp_path) == []
 
+
+
+# -- SlowDown slows the whole process -------------------------------------------------
+
+def test_a_slow_down_slows_every_thread_not_just_the_throttled_one(archive, bucket, s3_proxy, s3_client,
+                                                                   monkeypatch, capsys):
+    """With the default (adaptive) retries, one 503 SlowDown on one thread's
+    PUT makes the other thread's next PUT wait for a token too; in standard
+    mode it would go at once. --jobs 2: the first two files go together, the
+    first gets the SlowDown, the second is held 0.3 s so that its thread
+    takes the third file after the SlowDown."""
+    from tests.conftest import CREDENTIALS
+    from tests.s3proxy import SLOW_DOWN, Fault, delay, is_put_object
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    names = [f"db-20130727T{hour}00Z.log.gz" for hour in ("10", "11", "12")]
+    for name in names:
+        (archive / name).write_bytes(gzip.compress(name.encode(), mtime=0))
+    s3_proxy.set_faults(Fault(SLOW_DOWN, path=names[0], count=1), Fault(delay(0.3), path=names[1], count=1))
+
+    status = upload.main(["--once", "--jobs", "2", "--hostname", "h", "--endpoint-url", s3_proxy.url,
+                          str(archive), f"s3://{bucket}/{HOST_TEMPLATE}"])
+
+    assert status == 0, capsys.readouterr().err
+    assert sorted(os.listdir(archive / ".uploaded")) == names
+    puts = {name: [request for request in s3_proxy.matching(is_put_object) if request.path.endswith(name)]
+            for name in names}
+    assert [request.fault for request in puts[names[0]]] == [str(SLOW_DOWN), None]
+    (held,), (third,) = puts[names[1]], puts[names[2]]
+    assert puts[names[0]][0].finished < held.finished  # the SlowDown came first
+    assert third.started - held.finished > 0.2, "the other thread was not slowed down"
