@@ -17,8 +17,9 @@ import os
 import socket
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from logjam import fleet, fsutil
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
@@ -162,6 +163,10 @@ class UploadJob:
     dry_run: bool = False
     delete_after: datetime.timedelta | None = None  # retention of uploaded archive files
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
+    # Logged after the run's first stored file (so a failing run's errors
+    # stay one line each), then never again in this process.
+    shared_keys_warning: str | None = None
+    _warning_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, stop: Stop) -> PassStats | bool:
         if self.verify:
@@ -317,11 +322,19 @@ def _upload_each(
             stats.waiting(logfile.timestamp, failed=True)
             return
         if uploaded is not None:
+            _warn_shared_keys_once(job)
             stats.done(uploaded)
             bar.advance(fsutil.size_or_zero(archive_fd, logfile.filename))
 
     map_concurrently(one, pending, workers=job.jobs)
     return stats
+
+
+def _warn_shared_keys_once(job: UploadJob) -> None:
+    with job._warning_lock:
+        message, job.shared_keys_warning = job.shared_keys_warning, None
+    if message:
+        log.warning("%s", message)
 
 
 def upload_logfile(
@@ -577,12 +590,12 @@ def make_job(args: argparse.Namespace) -> UploadJob:
         if args.dry_run:
             raise UsageError("--verify and --dry-run do not go together (--verify only reads, but it asks the destination)")
         args.once = True
-    elif fleet.shares_keys_across_hosts(template.text):
-        log.warning(fleet.SHARED_KEYS_WARNING.format(template=template.text))
+    shared = fleet.shares_keys_across_hosts(template.text) and not args.verify and not args.dry_run
     hostname = args.hostname or socket.gethostname()
     return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs,
                      verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
-                     dry_run=args.dry_run, delete_after=args.delete_uploaded_after)
+                     dry_run=args.dry_run, delete_after=args.delete_uploaded_after,
+                     shared_keys_warning=fleet.SHARED_KEYS_WARNING.format(template=template.text) if shared else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
