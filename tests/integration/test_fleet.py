@@ -153,6 +153,16 @@ def test_a_template_shared_by_hosts_warns_once_per_run(archive, dest, capsys, te
         assert " WARNING the key template " in line and "docs/fleet.rst" in line
 
 
+def test_a_run_that_stores_nothing_does_not_warn(archive, dest, capsys):
+    # Its errors stay one line each; the warning comes with the first stored file.
+    (archive / NAME).write_bytes(b"x")
+    (dest / "db").write_bytes(b"a file where the key needs a folder")
+    assert upload.main(["--once", str(archive), f"file://{dest}/{TEMPLATE}"]) == 1
+    err = capsys.readouterr().err
+    assert "nor {suffix}" not in err
+    assert " ERROR " in err
+
+
 def test_verify_does_not_warn_about_shared_keys(archive, dest, capsys):
     (archive / NAME).write_bytes(b"x")
     assert upload.main(["--once", "--hostname", "a", str(archive), f"file://{dest}/{TEMPLATE}"]) == 0
