@@ -62,6 +62,7 @@ def test_sigterm_during_the_splay_stops_at_once(archive, dest, once, status):
         if process.poll() is None:
             process.kill()
             process.wait()
+        process.stderr.close()
     assert process.returncode == status, stderr
     assert time.monotonic() - signalled < 2  # at once, not after the watchdog's 4 s
     assert "Traceback" not in stderr
