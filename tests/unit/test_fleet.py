@@ -108,3 +108,20 @@ def test_bad_values_are_one_usage_line(capsys, option, text):
     assert exit.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("logjam-upload: error: argument " + option)
+
+
+# -- the rate-limiting front of bench/fleet.py (tests/s3proxy.py) ------------------------
+
+def test_prefix_rate_limit_answers_slow_down_above_the_rate_per_prefix():
+    from tests.s3proxy import PrefixRateLimit, Request
+
+    limit = PrefixRateLimit(2)
+
+    def sent(path: str, at: float) -> bool:
+        return limit(Request("PUT", path, "", {}, started=at))
+
+    assert [sent("/b/2026/a.gz", 0.0), sent("/b/2026/b.gz", 0.1), sent("/b/2026/c.gz", 0.2)] == [False, False, True]
+    assert sent("/b/web1/a.gz", 0.3) is False  # another prefix has its own budget
+    assert sent("/b/2026/c.gz", 0.9) is True  # refused requests do not count
+    assert sent("/b/2026/c.gz", 1.05) is False  # the first one has left the window
+    assert all(sent("/b", 1.1) is False for _ in range(5))  # bucket requests are not limited
