@@ -101,7 +101,9 @@ class S3Uploader:
         self.template = urllib.parse.unquote(parsed.path).lstrip("/")
         self.endpoint_url = getattr(options, "endpoint_url", None)
         self.retries = getattr(options, "retries", None) or 5
-        self.retry_mode = getattr(options, "retry_mode", None) or "standard"
+        # adaptive: one token bucket per client, so a SlowDown slows every
+        # --jobs thread (measured against standard in bench/fleet.py).
+        self.retry_mode = getattr(options, "retry_mode", None) or "adaptive"
         self.jobs = getattr(options, "jobs", None) or 1
         self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
         self.client: Any = None  # a botocore S3 client (untyped), made by connect()

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from logjam import __version__, fsutil
+from logjam import __version__, fleet, fsutil
 from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
 
 log = logging.getLogger("logjam")
@@ -143,6 +143,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wait for another instance working on the same directory, instead of skipping it")
     parser.add_argument("--allow-insecure-dir", action="store_true",
                         help="run as root even in a directory that a non-root user can write")
+    parser.add_argument("--splay", type=fleet.non_negative_seconds, default=0.0, metavar="SECONDS",
+                        help=fleet.SPLAY_HELP)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
@@ -314,12 +316,19 @@ def directory_lock(dir_fd: int, name: str, *, wait: bool = False,
 def run(
     job: Job, *, once: bool, interval: float, stop: Stop,
     after_pass: Callable[[PassStats, float], None] = lambda stats, seconds: None,
+    first_delay: float = 0.0,
 ) -> ExitStatus:
     """Runs job once, or every interval seconds (from the start of each pass) until stopped.
 
-    Returns the exit status: with once, ERROR if the pass left work undone;
-    in loop mode SUCCESS after a stop (a service stop is normal).
+    The first pass waits first_delay seconds (--splay); a stop during the
+    wait ends the run at once, with no pass. Returns the exit status: with
+    once, ERROR if the pass left work undone; in loop mode SUCCESS after a
+    stop (a service stop is normal).
     """
+    if first_delay > 0:
+        log.info("waiting %.1f s before the first pass (--splay)", first_delay)
+        if stop.wait(first_delay):
+            return ExitStatus.SUCCESS  # main_runner reports a stopped --once as 128+N
     while True:
         started = time.monotonic()
         stats = _run_pass(job, stop, once=once)
@@ -418,7 +427,8 @@ def main_runner(
             stop = Stop()
             install_signal_handlers(stop, once=args.once)
         after_pass = _metrics_writer(prog, args.metrics_file) if args.metrics_file else (lambda *_: None)
-        status = run(job, once=args.once, interval=args.interval, stop=stop, after_pass=after_pass)
+        status = run(job, once=args.once, interval=args.interval, stop=stop, after_pass=after_pass,
+                     first_delay=fleet.splay_for(args))
     except Interrupted as interrupted:
         log.info("stopped by signal %d", interrupted.signum)
         return 128 + interrupted.signum if args.once else ExitStatus.SUCCESS

@@ -15,10 +15,11 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from logjam import fsutil
+from logjam import fleet, fsutil
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.errors import FileError, Skipped, UsageError
 from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
@@ -92,6 +93,10 @@ class UploadJob:
     dry_run: bool = False
     delete_after: datetime.timedelta | None = None  # retention of uploaded archive files
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
+    # Logged after the run's first stored file (so a failing run's errors
+    # stay one line each), then never again in this process.
+    shared_keys_warning: str | None = None
+    _warning_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     @property
     def destination(self) -> Destination:
@@ -264,11 +269,19 @@ def _upload_each(
             stats.waiting(logfile.timestamp, failed=True)
             return
         if uploaded is not None:
+            _warn_shared_keys_once(job)
             stats.done(uploaded)
             bar.advance(fsutil.size_or_zero(archive_fd, logfile.filename))
 
     map_concurrently(one, pending, workers=job.jobs)
     return stats
+
+
+def _warn_shared_keys_once(job: UploadJob) -> None:
+    with job._warning_lock:
+        message, job.shared_keys_warning = job.shared_keys_warning, None
+    if message:
+        log.warning("%s", message)
 
 
 def upload_logfile(
@@ -428,10 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("uri", metavar="URI", help="destination: s3://BUCKET/TEMPLATE or file:///PATH/TEMPLATE")
     parser.add_argument("--endpoint-url", default=None, metavar="URL",
                         help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+    parser.add_argument("--hostname", type=fleet.hostname_value, default=None, metavar="NAME",
+                        help=fleet.HOSTNAME_HELP)
     parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per S3 request, with backoff (default: %(default)s)")
-    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
-                        help="botocore's retry mode; adaptive also slows down on throttling (default: %(default)s)")
+    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="adaptive",
+                        help="botocore's retry mode; adaptive also slows the whole process down after "
+                             "503 SlowDown or 429 (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="files uploaded at once, over one connection pool (default: %(default)s)")
     parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
@@ -534,9 +550,12 @@ def make_job(args: argparse.Namespace) -> UploadJob:
         if args.dry_run:
             raise UsageError("--verify and --dry-run do not go together (--verify only reads, but it asks the destination)")
         args.once = True
-    return UploadJob(args.archive_dir, uploader, template, socket.gethostname(), jobs=args.jobs,
+    shared = fleet.shares_keys_across_hosts(template.text) and not args.verify and not args.dry_run
+    hostname = args.hostname or socket.gethostname()
+    return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs,
                      verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
-                     dry_run=args.dry_run, delete_after=args.delete_uploaded_after)
+                     dry_run=args.dry_run, delete_after=args.delete_uploaded_after,
+                     shared_keys_warning=fleet.SHARED_KEYS_WARNING.format(template=template.text) if shared else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,6 +74,40 @@ def is_abort_multipart(request: Request) -> bool:
     return request.method == "DELETE" and "uploadId=" in request.query
 
 
+def key_prefix(request: Request) -> str | None:
+    """The first path component of the key (path-style /BUCKET/KEY), or None for a bucket request."""
+    parts = request.path.lstrip("/").split("/", 2)
+    if len(parts) < 2 or not parts[1]:
+        return None
+    return urllib.parse.unquote(parts[1])
+
+
+class PrefixRateLimit:
+    """A fault predicate (where=) for a rate-limited S3: True when the
+    request's key prefix has already been let through rate requests within
+    the last second, as S3 answers 503 SlowDown while it scales a prefix::
+
+        proxy.set_faults(Fault(SLOW_DOWN, where=PrefixRateLimit(50)))
+
+    Called under the proxy's lock."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.served: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+
+    def __call__(self, request: Request) -> bool:
+        prefix = key_prefix(request)
+        if prefix is None:
+            return False
+        window = self.served[prefix]
+        while window and window[0] <= request.started - 1.0:
+            window.popleft()
+        if len(window) >= self.rate:
+            return True
+        window.append(request.started)
+        return False
+
+
 # -- what a fault does ------------------------------------------------------------
 
 @dataclass(frozen=True)
