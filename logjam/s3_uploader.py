@@ -50,6 +50,7 @@ PART_WORKERS = 4
 CREDENTIAL_ERRORS = {
     "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
     "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem",
+    "403",  # a HEAD's refusal: no body, so no code
 }
 TAKEN_ERRORS = {"PreconditionFailed"}  # 412: If-None-Match found an object
 RACE_ERRORS = {"ConditionalRequestConflict"}  # 409: a concurrent write; try again
@@ -569,13 +570,9 @@ class S3Uploader:
             response = client.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise self._wrap(error, key, failed_to="read") from None
-        checksum = response.get("ChecksumSHA256")
-        sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
-        etag = str(response.get("ETag", "")).strip('"')
-        plain = len(etag) == 32 and "-" not in etag and response.get("ServerSideEncryption") != "aws:kms" \
-            and "SSECustomerAlgorithm" not in response
+        sha256, md5 = _digests(response)
         return Download(response["Body"], response["ContentLength"], response.get("Metadata", {}),
-                        sha256=sha256, md5=etag.lower() if plain else None)
+                        sha256=sha256, md5=md5)
 
     def _object_args(self, local: LocalFile) -> dict:
         return {
@@ -636,30 +633,37 @@ def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
     holds local's bytes, or None when nothing in it tells."""
     if METADATA_SHA256 in head.get("Metadata", {}):
         return head["Metadata"][METADATA_SHA256] == local.sha256
-    if head.get("ChecksumSHA256") and "-" not in head["ChecksumSHA256"]:
-        return head["ChecksumSHA256"] == _b64(bytes.fromhex(local.sha256))
-    etag = str(head.get("ETag", "")).strip('"')
-    if len(etag) == 32 and "-" not in etag and head.get("ServerSideEncryption") != "aws:kms" \
-            and "SSECustomerAlgorithm" not in head:
+    sha256, md5 = _digests(head)
+    if sha256 is not None:
+        return sha256 == local.sha256
+    if md5 is not None:
         digest = hashlib.md5(usedforsecurity=False)
         for chunk in fsutil.read_chunks(local.fd):
             digest.update(chunk)
-        return digest.hexdigest() == etag
+        return digest.hexdigest() == md5
     return None
 
 
-def _digests(head: dict) -> tuple[str | None, str | None]:
-    """Takes a HEAD response. Returns (sha256, md5) in hex where it states
-    them for the whole object: a full-object ChecksumSHA256, an ETag that is
-    the MD5 of the bytes (not multipart, not SSE-KMS or SSE-C)."""
+def _digests(response: dict) -> tuple[str | None, str | None]:
+    """Takes a HEAD or GET response. Returns (sha256, md5) in hex where it
+    states them for the whole object: a full-object ChecksumSHA256, an ETag
+    that is the MD5 of the bytes (not multipart, not SSE-KMS or SSE-C).
+
+    A multipart object's SHA-256 is a checksum of its parts' checksums. S3
+    marks it ("...-3", ChecksumType COMPOSITE), but some stores (moto 5.2)
+    send it bare: with a multipart ETag, only a checksum typed FULL_OBJECT
+    is taken for the whole object's."""
+    etag = str(response.get("ETag", "")).strip('"')
+    multipart = "-" in etag
     sha256 = None
-    checksum = head.get("ChecksumSHA256")
-    if checksum and "-" not in checksum:
+    checksum = response.get("ChecksumSHA256")
+    full_object = response.get("ChecksumType", "FULL_OBJECT" if not multipart else None) == "FULL_OBJECT"
+    if checksum and "-" not in checksum and full_object:
         with contextlib.suppress(ValueError):
             sha256 = base64.b64decode(checksum, validate=True).hex()
-    etag = str(head.get("ETag", "")).strip('"')
-    plain = len(etag) == 32 and "-" not in etag and head.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse") \
-        and "SSECustomerAlgorithm" not in head
+    plain = len(etag) == 32 and not multipart \
+        and response.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse") \
+        and "SSECustomerAlgorithm" not in response
     return sha256, etag.lower() if plain else None
 
 

@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from logjam import fleet, fsutil
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
@@ -96,7 +96,7 @@ class UploadJob:
     # Logged after the run's first stored file (so a failing run's errors
     # stay one line each), then never again in this process.
     shared_keys_warning: str | None = None
-    _warning_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    _warning_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def destination(self) -> Destination:

@@ -13,6 +13,7 @@ import pytest
 
 from logjam import fleet, upload
 from logjam.errors import ExitStatus
+from logjam.ledger import LedgerEntry
 from logjam.service import PassStats, Stop
 from logjam.service import run as run_service
 from tests.conftest import clean_env, script, tree
@@ -128,7 +129,8 @@ def test_hostname_sets_the_key_field(archive, dest):
     (archive / NAME).write_bytes(b"x")
     assert upload.main(["--once", "--hostname", "web-17", str(archive), f"file://{dest}/{HOST_TEMPLATE}"]) == 0
     assert list(tree(dest)) == [f"web-17/db/2013/07/27/{NAME}"]
-    assert (archive / ".uploaded" / NAME).read_text().count(f"key=web-17/db/2013/07/27/{NAME}") == 1
+    [confirmation] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
+    assert confirmation.key == f"web-17/db/2013/07/27/{NAME}"
 
 
 def test_default_hostname_is_the_hosts_name(archive, dest):

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from logjam import upload
+from logjam.s3_state import S3State
 from tests.conftest import CREDENTIALS, wait_for
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "docs" / "iam" / "logjam-upload.json"
@@ -131,9 +132,16 @@ def scenario(setup: Setup, user: dict, archive: Path, monkeypatch, capsys) -> li
         monkeypatch.setenv(name, value)
     (archive / SMALL).write_bytes(gzip.compress(os.urandom(1000), compresslevel=1, mtime=0))
     (archive / LARGE).write_bytes(gzip.compress(os.urandom(5 * 1024 * 1024 + 1000), compresslevel=1, mtime=0))
-    # A multipart upload of the large file's key left by a killed pass.
+    # A multipart upload of the large file's key left by a killed pass: in
+    # S3 and in the archive's journal, which is how logjam knows it is its own.
     large_key = f"web1/db/2013/07/27/{LARGE}"
-    setup.s3.create_multipart_upload(Bucket=setup.bucket, Key=large_key)
+    left = setup.s3.create_multipart_upload(Bucket=setup.bucket, Key=large_key)["UploadId"]
+    archive_fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        journal = S3State(archive_fd)
+        journal.set_upload_id(journal.begin_upload(f"{setup.endpoint} {setup.bucket}", large_key), left)
+    finally:
+        os.close(archive_fd)
 
     common = ["--endpoint-url", setup.endpoint, "--hostname", "web1", "--retries", "1", "--log-level", "warning"]
     uri = f"s3://{setup.bucket}/{TEMPLATE}"
@@ -150,7 +158,7 @@ def scenario(setup: Setup, user: dict, archive: Path, monkeypatch, capsys) -> li
             return [f"{step}: exit {status}: {line}" for line in lines] or [f"{step}: exit {status}"]
         if step == "upload" and setup.unfinished_uploads():
             return [f"upload: the unfinished multipart upload of {large_key} was not aborted"]
-    if sorted(os.listdir(archive)) != [".logjam-upload.lock", ".uploaded"]:
+    if sorted(os.listdir(archive)) != [".logjam-s3-state.json", ".logjam-upload.lock", ".uploaded"]:
         return [f"retention: kept {sorted(os.listdir(archive))}"]
     return []
 
@@ -159,7 +167,11 @@ def test_the_shipped_policy_is_enough(setup, archive, monkeypatch, capsys):
     user = setup.user_with(shipped_policy(setup.bucket))
     assert scenario(setup, user, archive, monkeypatch, capsys) == []
     stored = {item["Key"] for item in setup.s3.list_objects_v2(Bucket=setup.bucket)["Contents"]}
-    assert stored == {f"web1/db/2013/07/27/{SMALL}", f"web1/db/2013/07/27/{LARGE}"}
+    logs = {f"web1/db/2013/07/27/{SMALL}", f"web1/db/2013/07/27/{LARGE}"}
+    # The conditional-write probe's object stays: the policy grants no
+    # s3:DeleteObject, so that a host's keys cannot delete archived logs.
+    probes = stored - logs
+    assert logs <= stored and len(probes) == 1 and probes.pop().startswith("web1/.logjam-probe-")
 
 
 def test_the_policy_grants_only_this_bucket(setup, archive, monkeypatch, capsys):

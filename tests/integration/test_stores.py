@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from logjam.ledger import LedgerEntry
 from logjam.s3_state import STATE_NAME
 from logjam.service import Stop, main_runner
 from logjam.upload import build_parser, make_job
@@ -256,7 +257,8 @@ def test_empty_suffix_makes_no_double_slash(s3_store, archive, upload):
     status, err = upload(template="{prefix}/{suffix}/{year}/{month}/{day}/{filename}")
     assert status == 0, err
     assert s3_store.objects() == {KEY: data, "db/eu/2013/07/27/db-20130727T1200Z-eu.log.gz": suffixed}
-    assert f"key={KEY}" in (archive / ".uploaded" / NAME).read_text()
+    [confirmation] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
+    assert confirmation.key == KEY
 
 
 def test_probe_denied_is_one_warning_and_uploads_go_on_with_head_first(s3_store, archive, upload, proxy):

@@ -163,9 +163,9 @@ def test_empty_suffix_makes_one_slash_on_disk_and_in_the_ledger(archive, dest):
     result = upload(archive, f"file://{dest}/{{prefix}}/{{suffix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
     assert result.returncode == 0, result.stderr
     assert tree(dest) == {f"db/2013/07/27/{NAME}": data}
-    marker = (archive / ".uploaded" / NAME).read_text()
-    assert f"key=db/2013/07/27/{NAME}\n" in marker
-    assert f"destination=file://{dest}/db/2013/07/27/{NAME}\n" in marker
+    [confirmation] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
+    assert confirmation.key == f"db/2013/07/27/{NAME}"
+    assert confirmation.location == f"file://{dest}/db/2013/07/27/{NAME}"
 
 
 def test_duplicate_name_longer_than_name_max_fails_once_and_leaves_the_file(archive, dest):
