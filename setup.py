@@ -16,6 +16,7 @@ setup(
         "boto3>=1.36",
         "python-dateutil>=2.8",
         "zlib-ng>=0.5",
+        "deflate>=0.7",
         "zstandard>=0.22",
         "prometheus-client>=0.17",
         "tqdm>=4.60",
