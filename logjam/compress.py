@@ -574,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("directories", nargs="+", metavar="DIR", help="directory of hourly log files")
     parser.add_argument("--codec", choices=sorted(CODECS), default=GZIP.name, help="default: %(default)s")
     parser.add_argument("--level", type=int, default=None,
-                        help="compression level: gzip 1-9 (default 6), zstd 1-22 (default 3)")
+                        help="compression level: gzip 1-12 (libdeflate; default 7), zstd 1-22 (default 3)")
     parser.add_argument("--min-quiet", type=float, default=60.0, metavar="SECONDS",
                         help="leave a finished file until it has not changed for this long "
                              "(late writers; default: %(default)g)")
