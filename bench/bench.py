@@ -731,6 +731,10 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
             "logjam-compress": lambda target: run([tool("logjam-compress"), "--once", "--log-level", "warning",
                                                    str(target)]),
         }
+        for level in args.single_levels:  # for information: the same at other gzip levels
+            commands[f"logjam-compress --level {level}"] = (
+                lambda target, level=level: run([tool("logjam-compress"), "--once", "--log-level", "warning",
+                                                 "--level", str(level), str(target)]))
         runs: dict[str, list[Run]] = {name: [] for name in commands}
         out_bytes: dict[str, int] = {}
         order = list(commands)
@@ -744,7 +748,7 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
                     backdate(target / n)
                 settle()
                 result = commands[name](target)
-                if name == "logjam-compress" and any((target / n).exists() for n in names):
+                if name.startswith("logjam-compress") and any((target / n).exists() for n in names):
                     raise RuntimeError(f"{label}: logjam-compress left originals")
                 out_bytes[name] = dir_bytes(target, (".gz",))
                 runs[name].append(result)
@@ -758,7 +762,7 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
         for name, med in meds.items():
             size = out_bytes[name] / gzip_bytes
             note = f"size {size:.3f} of gzip -6"
-            if name == "logjam-compress":
+            if name.startswith("logjam-compress"):
                 note = (f"{pigz.seconds / med.seconds:.2f}x pigz speed, CPU {med.cpu / pigz.cpu:.2f} of pigz's, "
                         + note)
             table.row("  " + name, seconds=med.seconds, **{"MB/s": total / MB / med.seconds,
@@ -792,6 +796,14 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
         (logs / hour_name(system, 0)).write_bytes(data)
         backdate(logs / hour_name(system, 0))
     gzip_sizes = {system: gzip6_size(logs / hour_name(system, 0)) for system in samples}
+    other_levels: dict[int, dict[str, float]] = {}
+    for level in args.single_levels:
+        copy = work / f"systems-level{level}"
+        shutil.copytree(logs, copy)
+        run([tool("logjam-compress"), "--once", "--log-level", "warning", "--level", str(level), str(copy)])
+        other_levels[level] = {system: (copy / "archive" / (hour_name(system, 0) + ".gz")).stat().st_size
+                               / gzip_sizes[system] for system in samples}
+        shutil.rmtree(copy)
     run([tool("logjam-compress"), "--once", "--log-level", "warning", str(logs)])
     table.section("Each loghub system on its own (the 2,000-line sample): logjam gzip against gzip -6")
     per_system = {}
@@ -799,7 +811,8 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
         size = (logs / "archive" / (hour_name(system, 0) + ".gz")).stat().st_size
         per_system[system] = size / gzip_sizes[system]
         table.row(f"  {system}", **{"out MB": size / MB, "in/out": len(data) / size},
-                  comparison=f"size {per_system[system]:.3f} of gzip -6 ({gzip_sizes[system]:,} -> {size:,} bytes)")
+                  comparison=f"size {per_system[system]:.3f} of gzip -6 ({gzip_sizes[system]:,} -> {size:,} bytes)"
+                  + "".join(f"; --level {level}: {sizes[system]:.3f}" for level, sizes in other_levels.items()))
     shutil.rmtree(logs)
     worst = max(per_system, key=per_system.__getitem__)
     targets.append(("every loghub system: logjam output / gzip -6", f"{per_system[worst]:.3f}",
@@ -942,6 +955,8 @@ def parse_args(argv):
                         help="one-file sizes in MB (default 138,1024)")
     parser.add_argument("--single-files-mb", type=lambda s: [float(x) for x in s.split(",") if x], default=None,
                         help="sizes of the 8-file runs in MB (default 1,8,17,64)")
+    parser.add_argument("--single-levels", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
+                        help="also run logjam-compress at these gzip levels, for information (e.g. 6)")
     parser.add_argument("--single-upload-mb", type=int, default=None,
                         help="one-file upload size in MB (default 1024; 0 skips)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
