@@ -11,7 +11,10 @@ Sections (each tool gets a fresh copy of the same input; medians of --reps):
 1. compression: logjam gzip/zstd vs gzip -6, pigz -6 -pN and zstd -3 -T0;
 2. upload: logjam-upload vs ``aws s3 cp --recursive`` (time, requests per file);
 3. idle pass: 100,000 archived files, all uploaded: time and requests;
-4. peak RSS of logjam-compress and logjam-upload on large files (one 4 GB file; four at once).
+4. peak RSS of logjam-compress and logjam-upload on large files (one 4 GB file; four at once);
+5. issue 11 (``--single`` runs only this): one hourly file of the loghub samples repeated
+   (138 MB, 1 GB), 8 files of 1, 8, 17 and 64 MB, each loghub system on its own
+   against gzip -6, and one large upload against ``aws s3 cp``.
 
 Prints one table and writes it to bench/results/latest.txt (and the raw
 numbers to latest.json).
@@ -685,6 +688,181 @@ def bench_rss(args, corpus: Corpus, work: Path, s3: MotoServer, proxy: S3Proxy, 
     return results
 
 
+# -- 5. issue 11: one hourly file, several files, every loghub system ---------------------
+
+def loghub_samples(loghub: Path) -> dict[str, bytes]:
+    """The loghub samples by system name, as the files hold them."""
+    return {Path(path).name.split("_")[0]: Path(path).read_bytes()
+            for path in sorted(glob.glob(str(loghub / "*.log")))}
+
+
+def gzip6_size(path: Path) -> int:
+    with open(path, "rb") as source:
+        out = subprocess.run(["gzip", "-6", "-c"], stdin=source, capture_output=True, check=True).stdout
+    return len(out)
+
+
+def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None, table: Table,
+                 targets: list) -> dict:
+    """Issue 11's workloads, whole processes side by side in one run: one hourly
+    file (the 16 loghub samples together, repeated), several files, each
+    system on its own, and one large upload."""
+    samples = loghub_samples(args.loghub)
+    if not samples:
+        sys.exit(f"bench: --single needs the loghub samples ({args.loghub})")
+    together = b"".join(samples.values())
+    pigz_name = f"pigz -6 -p{NPROC}"
+    results: dict[str, dict] = {}
+
+    def workload(label: str, sizes_mb: list[float]) -> None:
+        source = work / "single-source"
+        shutil.rmtree(source, ignore_errors=True)
+        source.mkdir()
+        names = []
+        for i, size_mb in enumerate(sizes_mb):
+            name = hour_name(f"app{i:02d}", i)
+            turn = (i * 1_000_003) % len(together)  # each file starts elsewhere in the samples
+            write_file(source / name, together[turn:] + together[:turn], int(size_mb * MB))
+            names.append(name)
+        total = sum(int(size_mb * MB) for size_mb in sizes_mb)
+        gzip_bytes = sum(gzip6_size(source / name) for name in names)
+        commands = {
+            pigz_name: lambda target: run_each([["pigz", "-6", "-p", str(NPROC), str(target / n)] for n in names]),
+            "logjam-compress": lambda target: run([tool("logjam-compress"), "--once", "--log-level", "warning",
+                                                   str(target)]),
+        }
+        for level in args.single_levels:  # for information: the same at other gzip levels
+            commands[f"logjam-compress --level {level}"] = (
+                lambda target, level=level: run([tool("logjam-compress"), "--once", "--log-level", "warning",
+                                                 "--level", str(level), str(target)]))
+        runs: dict[str, list[Run]] = {name: [] for name in commands}
+        out_bytes: dict[str, int] = {}
+        order = list(commands)
+        for rep in range(args.reps):
+            for name in order[rep % len(order):] + order[: rep % len(order)]:
+                target = work / "single-run"
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                for n in names:
+                    shutil.copyfile(source / n, target / n)
+                    backdate(target / n)
+                settle()
+                result = commands[name](target)
+                if name.startswith("logjam-compress") and any((target / n).exists() for n in names):
+                    raise RuntimeError(f"{label}: logjam-compress left originals")
+                out_bytes[name] = dir_bytes(target, (".gz",))
+                runs[name].append(result)
+                progress(f"  {label} rep {rep + 1}: {name}: {result.seconds:.2f} s, {result.cpu:.2f} CPU s")
+        shutil.rmtree(work / "single-run", ignore_errors=True)
+        shutil.rmtree(source)
+        table.section(f"{label}: {total / MB:.0f} MB of loghub samples repeated; gzip -6 makes "
+                      f"{gzip_bytes / MB:.1f} MB")
+        meds = {name: median_run(runs[name]) for name in commands}
+        pigz, logjam = meds[pigz_name], meds["logjam-compress"]
+        for name, med in meds.items():
+            size = out_bytes[name] / gzip_bytes
+            note = f"size {size:.3f} of gzip -6"
+            if name.startswith("logjam-compress"):
+                note = (f"{pigz.seconds / med.seconds:.2f}x pigz speed, CPU {med.cpu / pigz.cpu:.2f} of pigz's, "
+                        + note)
+            table.row("  " + name, seconds=med.seconds, **{"MB/s": total / MB / med.seconds,
+                      "out MB": out_bytes[name] / MB, "in/out": total / out_bytes[name], "CPU s": med.cpu,
+                      "RSS MB": med.rss_mb}, comparison=note)
+        speed = pigz.seconds / logjam.seconds
+        size = out_bytes["logjam-compress"] / gzip_bytes
+        results[label] = {"bytes": total, "gzip6_bytes": gzip_bytes, "speed_vs_pigz": speed,
+                          "cpu_vs_pigz": logjam.cpu / pigz.cpu, "size_vs_gzip6": size,
+                          "runs": {n: [vars(r) for r in runs[n]] for n in runs}}
+        targets.append((f"{label}: logjam / pigz throughput", f"{speed:.2f}x", ">= 1.5x", speed >= 1.5))
+        if len(sizes_mb) == 1:
+            cpu = logjam.cpu / pigz.cpu
+            targets.append((f"{label}: logjam CPU s / pigz CPU s", f"{cpu:.2f}", "<= 0.60", cpu <= 0.6))
+        targets.append((f"{label}: logjam output / gzip -6", f"{size:.3f}", "<= 1.000", size <= 1.0))
+        targets.append((f"{label}: peak RSS logjam-compress", f"{logjam.rss_mb:.0f} MB", f"< {RSS_TARGET_MB} MB",
+                        logjam.rss_mb < RSS_TARGET_MB))
+
+    for size_mb in args.single_mb:
+        progress(f"single: one file of {size_mb} MB")
+        workload(f"One file, {size_mb} MB", [size_mb])
+    for size_mb in args.single_files_mb:
+        progress(f"single: 8 files of {size_mb} MB")
+        workload(f"8 files x {size_mb} MB", [size_mb] * 8)
+
+    # Each system on its own: every one must come out no larger than with gzip -6.
+    progress("single: each loghub system on its own")
+    logs = work / "systems"
+    logs.mkdir()
+    for system, data in samples.items():
+        (logs / hour_name(system, 0)).write_bytes(data)
+        backdate(logs / hour_name(system, 0))
+    gzip_sizes = {system: gzip6_size(logs / hour_name(system, 0)) for system in samples}
+    other_levels: dict[int, dict[str, float]] = {}
+    for level in args.single_levels:
+        copy = work / f"systems-level{level}"
+        shutil.copytree(logs, copy)
+        run([tool("logjam-compress"), "--once", "--log-level", "warning", "--level", str(level), str(copy)])
+        other_levels[level] = {system: (copy / "archive" / (hour_name(system, 0) + ".gz")).stat().st_size
+                               / gzip_sizes[system] for system in samples}
+        shutil.rmtree(copy)
+    run([tool("logjam-compress"), "--once", "--log-level", "warning", str(logs)])
+    table.section("Each loghub system on its own (the 2,000-line sample): logjam gzip against gzip -6")
+    per_system = {}
+    for system, data in samples.items():
+        size = (logs / "archive" / (hour_name(system, 0) + ".gz")).stat().st_size
+        per_system[system] = size / gzip_sizes[system]
+        table.row(f"  {system}", **{"out MB": size / MB, "in/out": len(data) / size},
+                  comparison=f"size {per_system[system]:.3f} of gzip -6 ({gzip_sizes[system]:,} -> {size:,} bytes)"
+                  + "".join(f"; --level {level}: {sizes[system]:.3f}" for level, sizes in other_levels.items()))
+    shutil.rmtree(logs)
+    worst = max(per_system, key=per_system.__getitem__)
+    targets.append(("every loghub system: logjam output / gzip -6", f"{per_system[worst]:.3f}",
+                    "<= 1.000", per_system[worst] <= 1.0))
+    results["per_system"] = per_system
+
+    if s3 is not None and proxy is not None and args.single_upload_mb:
+        size_mb = args.single_upload_mb
+        progress(f"single: upload of one {size_mb} MB file")
+        archive = work / "single-up" / "archive"
+        archive.mkdir(parents=True)
+        name = hour_name("big", 0, ".log.gz")
+        with open(archive / name, "wb") as out:
+            for _ in range(size_mb):
+                out.write(os.urandom(MB))
+        settle()
+        tools_ = {"aws s3 cp": lambda b: aws_argv(archive, b, proxy.url),
+                  "logjam-upload": lambda b: upload_argv(archive, b, proxy.url)}
+        up_runs: dict[str, list[Run]] = {n: [] for n in tools_}
+        order = list(tools_)
+        for rep in range(args.reps):
+            for label in order[rep % 2:] + order[: rep % 2]:
+                s3.reset()
+                bucket = s3.bucket()
+                forget_uploads(archive)
+                proxy.clear()
+                result = run(tools_[label](bucket))
+                result.requests = len(proxy.calls())
+                if s3.count(bucket) != 1:
+                    raise RuntimeError(f"{label}: the object is not in the bucket")
+                up_runs[label].append(result)
+                progress(f"  upload rep {rep + 1}: {label}: {result.seconds:.2f} s")
+        s3.reset()
+        shutil.rmtree(work / "single-up")
+        table.section(f"Upload of one {size_mb} MB file to S3 (moto on loopback, through the counting proxy)")
+        meds = {n: median_run(up_runs[n]) for n in tools_}
+        for label, med in meds.items():
+            note = "" if label == "aws s3 cp" else f"{meds['aws s3 cp'].seconds / med.seconds:.2f}x aws speed"
+            table.row("  " + label, seconds=med.seconds, **{"MB/s": size_mb / med.seconds, "CPU s": med.cpu,
+                      "requests": med.requests, "RSS MB": med.rss_mb}, comparison=note)
+        ratio = meds["logjam-upload"].seconds / meds["aws s3 cp"].seconds
+        targets.append((f"upload {size_mb} MB: logjam time / aws s3 cp time", f"{ratio:.2f}", "<= 1.00",
+                        ratio <= 1.0))
+        targets.append((f"upload {size_mb} MB: peak RSS logjam-upload", f"{meds['logjam-upload'].rss_mb:.0f} MB",
+                        f"< {RSS_TARGET_MB} MB", meds["logjam-upload"].rss_mb < RSS_TARGET_MB))
+        results["upload"] = {n: [vars(r) for r in up_runs[n]] for n in up_runs}
+    table.raw["single"] = results
+    return results
+
+
 # -- the run ------------------------------------------------------------------------------
 
 def progress(text: str) -> None:
@@ -716,7 +894,7 @@ def machine_lines() -> list[str]:
             if line.startswith("MemTotal"):
                 memory = f"{int(line.split()[1]) / MB:.1f} GiB"
     versions = []
-    for package in ("logjam", "zlib-ng", "zstandard", "boto3", "botocore", "moto", "awscli"):
+    for package in ("logjam", "deflate", "zlib-ng", "zstandard", "boto3", "botocore", "moto", "awscli"):
         try:
             versions.append(f"{package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -767,8 +945,20 @@ def parse_args(argv):
                         metavar="NxMB", help="peak RSS: several big files uploaded to S3 in one pass (default 4x256)")
     parser.add_argument("--rss-codecs", type=lambda s: [c for c in s.split(",") if c], default=["gzip", "zstd"],
                         help="codecs for the logjam-compress RSS rows (default: gzip,zstd)")
-    parser.add_argument("--only", type=lambda s: set(s.split(",")), default={"compress", "upload", "idle", "rss"},
-                        help="sections to run: compress,upload,idle,rss")
+    parser.add_argument("--only", type=lambda s: set(s.split(",")), default=None,
+                        help="sections to run: compress,upload,idle,rss,single (default: all; "
+                             "--quick: all but single)")
+    parser.add_argument("--single", action="store_true",
+                        help="only issue 11's workloads (one hourly file, 8 files, each loghub system, "
+                             "one large upload): --only single")
+    parser.add_argument("--single-mb", type=lambda s: [int(x) for x in s.split(",") if x], default=None,
+                        help="one-file sizes in MB (default 138,1024)")
+    parser.add_argument("--single-files-mb", type=lambda s: [float(x) for x in s.split(",") if x], default=None,
+                        help="sizes of the 8-file runs in MB (default 1,8,17,64)")
+    parser.add_argument("--single-levels", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
+                        help="also run logjam-compress at these gzip levels, for information (e.g. 6)")
+    parser.add_argument("--single-upload-mb", type=int, default=None,
+                        help="one-file upload size in MB (default 1024; 0 skips)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.txt")
     args = parser.parse_args(argv)
@@ -778,7 +968,12 @@ def parse_args(argv):
         "upload_small": (200, 50), "upload_big": (3, 1), "upload_jobs": ([10], []),
         "idle_files": (100_000, 10_000), "rss_mb": (4096, 512), "rss_s3_mb": (1024, 256),
         "rss_multi": ((4, 256), (4, 64)),
+        "single_mb": ([138, 1024], [138]), "single_files_mb": ([1, 8, 17, 64], [1, 8]),
+        "single_upload_mb": (1024, 256),
     }
+    if args.only is None:
+        args.only = ({"single"} if args.single else
+                     {"compress", "upload", "idle", "rss"} | (set() if quick else {"single"}))
     for key, (full, small) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, small if quick else full)
@@ -804,7 +999,7 @@ def main(argv=None) -> int:
             total = args.files * args.file_mb
             progress(f"compression: {args.files} x {args.file_mb} MB")
             table.section(f"Compression: {args.files} files x {args.file_mb} MB = {total} MB "
-                          f"(level 6 gzip, 3 zstd; each tool per file, one after another)")
+                          f"(gzip -6, pigz -6, logjam's default levels, zstd -3; each tool per file, one after another)")
             big = bench_compression(args, corpus, work, table, files=args.files, file_mb=args.file_mb,
                                     label="big", seed=1, tools=["gzip", "pigz", "logjam", "zstd", "experiment"])
             add_compression_rows(table, big)
@@ -825,7 +1020,7 @@ def main(argv=None) -> int:
                 small = bench_compression(args, corpus, work, table, files=args.small_files, file_mb=2,
                                           label="small", seed=100, tools=["gzip", "pigz", "logjam gzip ("])
                 add_compression_rows(table, small)
-        if args.only & {"upload", "idle", "rss"}:
+        if args.only & {"upload", "idle", "rss"} or ("single" in args.only and args.single_upload_mb):
             s3 = MotoServer()
             proxy = S3Proxy(s3.url).start()
         if "upload" in args.only:
@@ -859,6 +1054,9 @@ def main(argv=None) -> int:
                                 compress_peak < RSS_TARGET_MB))
             targets.append(("peak RSS logjam-upload", f"{upload_peak:.0f} MB", f"< {RSS_TARGET_MB} MB",
                             upload_peak < RSS_TARGET_MB))
+        if "single" in args.only:
+            progress("issue 11: one hourly file, several files, each system, one upload")
+            bench_single(args, work, s3, proxy, table, targets)
     finally:
         if proxy is not None:
             proxy.stop()

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -163,8 +164,10 @@ def compress_logfile(
 ) -> Compressed:
     """Compresses one finished log into the archive directory, then removes the original.
 
-    In order: write a hidden temporary file, fsync it, read it back and check
-    its CRC-32 and length against what was read, link it to a free name,
+    In order: write a hidden temporary file, fsync it, check that it reads
+    back to the CRC-32 and length of what was read (a thread reads it back
+    while it is written, so the check ends moments after the fsync), link it
+    to a free name,
     fsync the archive directory, and only then unlink the original and fsync
     its directory. On any failure the original stays and the temporary file
     is removed. Raises FileError (or OSError) for this file; Skipped when it
@@ -177,10 +180,16 @@ def compress_logfile(
         final_name = name + codec.extension
         with fsutil.temp_file(archive_fd, final_name) as (temp_fd, temp):
             fsutil.copy_metadata(source, temp_fd)  # narrow permissions before any byte lands
-            length, checksum = _write_compressed(source_fd, temp_fd, codec, level, threads, check_stop)
-            fsutil.copy_metadata(source, temp_fd)  # writing moved the mtime
-            os.fsync(temp_fd)
-            _verify(temp_fd, codec, length, checksum, name, check_stop)
+            written = _Written(temp_fd)
+            check = _ReadBack(written, codec)  # reads the file back while it is written
+            try:
+                length, checksum = _write_compressed(source_fd, written, codec, level, threads, check_stop)
+                written.finish()
+                fsutil.copy_metadata(source, temp_fd)  # writing moved the mtime
+                os.fsync(temp_fd)
+                _verify(check, temp_fd, length, checksum, name)
+            finally:
+                check.abandon()
             after = os.fstat(source_fd)
             if after.st_size != length or after.st_mtime_ns != source.st_mtime_ns:
                 raise FileError(f"{name}: changed while being compressed; will retry")
@@ -223,38 +232,136 @@ def open_source(
     return source_fd, source
 
 
+READ_SIZE = 4 << 20  # one gzip member per read: no copy between the read and libdeflate
+
+
+class _Written(io.RawIOBase):
+    """The temporary file, as the codec writes it: counts the bytes that
+    have landed and wakes the thread reading them back."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.size = 0
+        self.finished = False
+        self.abandoned = False
+        self.changed = threading.Condition()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        count = os.write(self.fd, data)
+        with self.changed:
+            self.size += count
+            self.changed.notify_all()
+        return count
+
+    def finish(self) -> None:
+        with self.changed:
+            self.finished = True
+            self.changed.notify_all()
+
+
+class _Abandoned(Exception):
+    """The file is being given up: the read-back stops."""
+
+
+class _Follower(io.RawIOBase):
+    """Reads _Written's file from the start, waiting for each byte until the
+    codec has written it; end of file once the writing has finished."""
+
+    def __init__(self, written: _Written) -> None:
+        super().__init__()
+        self.written = written
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        written = self.written
+        with written.changed:
+            while self.position >= written.size and not written.finished and not written.abandoned:
+                written.changed.wait()
+            if written.abandoned:
+                raise _Abandoned()
+            available = written.size - self.position
+        if available <= 0:
+            return 0
+        with memoryview(buffer) as view:
+            count = os.preadv(written.fd, [view[:available]], self.position)
+        self.position += count
+        return count
+
+
+class _ReadBack:
+    """Decompresses the temporary file on its own thread as it is written:
+    its length and CRC-32, or what went wrong, for _verify."""
+
+    def __init__(self, written: _Written, codec: Codec) -> None:
+        self.written = written
+        self.follower = _Follower(written)
+        self.codec = codec
+        self.length = self.checksum = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="logjam-read-back", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        length = checksum = 0
+        try:
+            with self.codec.open_reader(self.follower) as reader:  # type: ignore[arg-type]
+                while True:
+                    chunk = reader.read(READ_SIZE)
+                    if not chunk:
+                        break
+                    length += len(chunk)
+                    checksum = crc32(chunk, checksum)
+        except _Abandoned:
+            return
+        except BaseException as error:  # handed to the caller's thread
+            self.error = error
+        self.length, self.checksum = length, checksum
+
+    def result(self) -> tuple[int, int, int]:
+        """Waits for the end. Returns (length, CRC-32, compressed bytes read)."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.length, self.checksum, self.follower.position
+
+    def abandon(self) -> None:
+        with self.written.changed:
+            self.written.abandoned = True
+            self.written.changed.notify_all()
+        self.thread.join()
+
+
 def _write_compressed(
-    source_fd: int, temp_fd: int, codec: Codec, level: int | None, threads: int,
+    source_fd: int, written: _Written, codec: Codec, level: int | None, threads: int,
     check_stop: Callable[[], None],
 ) -> tuple[int, int]:
     length = checksum = 0
-    with io.FileIO(temp_fd, "wb", closefd=False) as raw:
-        writer = codec.open_writer(raw, codec.default_level if level is None else level, threads)
-        with writer:
-            for chunk in fsutil.read_chunks(source_fd, check=check_stop):
-                writer.write(chunk)
-                length += len(chunk)
-                checksum = crc32(chunk, checksum)
-        raw.flush()
+    writer = codec.open_writer(written, codec.default_level if level is None else level, threads)  # type: ignore[arg-type]
+    with writer:
+        while True:
+            check_stop()
+            chunk = os.pread(source_fd, READ_SIZE, length)
+            if not chunk:
+                break
+            writer.write(chunk)
+            length += len(chunk)
+            checksum = crc32(chunk, checksum)
     return length, checksum
 
 
-def _verify(
-    temp_fd: int, codec: Codec, length: int, checksum: int, name: str,
-    check_stop: Callable[[], None],
-) -> None:
-    read_length = read_checksum = 0
+def _verify(check: _ReadBack, temp_fd: int, length: int, checksum: int, name: str) -> None:
+    # Called after the fsync: the bytes checked are the file's bytes (read
+    # with pread from the same file, through the page cache the fsync
+    # wrote out), all of them and nothing more.
     try:
-        with io.FileIO(temp_fd, "rb", closefd=False) as raw:
-            raw.seek(0)
-            with codec.open_reader(raw) as reader:
-                while True:
-                    check_stop()
-                    chunk = reader.read(fsutil.CHUNK_SIZE)
-                    if not chunk:
-                        break
-                    read_length += len(chunk)
-                    read_checksum = crc32(chunk, read_checksum)
+        read_length, read_checksum, compressed = check.result()
     except CORRUPT_STREAM_ERRORS as error:
         raise FileError(f"{name}: compressed copy does not read back ({error}); original kept") from None
     if (read_length, read_checksum) != (length, checksum):
@@ -262,6 +369,9 @@ def _verify(
             f"{name}: compressed copy does not match (read back {read_length} bytes, "
             f"CRC-32 {read_checksum:08x}; expected {length} bytes, {checksum:08x})"
         )
+    size = os.fstat(temp_fd).st_size
+    if compressed != size:
+        raise FileError(f"{name}: compressed copy has {size} bytes, of which {compressed} were checked")
 
 
 REMOVING_MARKER = ".logjam-rm-"
@@ -622,11 +732,19 @@ def _compress_each(
             done.original_size, done.compressed_size, 100 * ratio,
         )
 
-    # Several files go side by side, one thread each: measured on 2 cores,
-    # two single-threaded zlib-ng streams ran 1.4 times as fast as one
-    # threaded stream (bench/). A lone file gets every thread.
+    # Several files go side by side, one thread each, whatever their size:
+    # what a file does alone on one thread (open, fsync, link, fsync the
+    # directories, the interpreter's own work between pieces) then overlaps
+    # another file's compressing. The last file to start gets every thread,
+    # so that a long file at the end does not leave cores idle. A lone file
+    # gets every thread.
     if threads > 1 and len(logfiles) > 1:
-        map_concurrently(lambda logfile: one(logfile, 1), logfiles, workers=threads)
+        started = itertools.count(1)
+
+        def side_by_side(logfile: LogFile) -> None:
+            one(logfile, threads if next(started) == len(logfiles) else 1)
+
+        map_concurrently(side_by_side, logfiles, workers=threads)
     else:
         for logfile in logfiles:
             one(logfile, threads)
@@ -682,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("directories", nargs="+", metavar="DIR", help="directory of hourly log files")
     parser.add_argument("--codec", choices=sorted(CODECS), default=GZIP.name, help="default: %(default)s")
     parser.add_argument("--level", type=int, default=None,
-                        help="compression level: gzip 1-9 (default 6), zstd 1-22 (default 3)")
+                        help="compression level: gzip 1-12 (libdeflate; default 7), zstd 1-22 (default 3)")
     parser.add_argument("--min-quiet", type=float, default=60.0, metavar="SECONDS",
                         help="leave a finished file until it has not changed for this long "
                              "(late writers; default: %(default)g). With 0, a writer that opens, "
