@@ -17,7 +17,7 @@ import dateutil.parser
 
 from logjam.errors import UsageError
 from logjam.parse import LogFile, parse_filename
-from logjam.template import UPLOAD_DUPLICATE_MARK, utf8_key
+from logjam.template import UPLOAD_DUPLICATE_MARK, collapse_key, utf8_key
 
 UTC = datetime.timezone.utc
 HOUR = datetime.timedelta(hours=1)
@@ -106,12 +106,18 @@ class KeyMatcher:
     def __init__(self, template: str) -> None:
         self.parts = _parts(template)
         self.uses_hostname = any(field == "hostname" for _, field in self.parts)
-        self._generic = re.compile(_pattern(self.parts, {}), re.DOTALL)
+        # An empty {suffix} that is a whole path segment is dropped from the
+        # key (template.collapse_key): such keys have one segment fewer.
+        variants = [template]
+        segments = template.split("/")
+        if "{suffix}" in segments:
+            variants.append("/".join(segment for segment in segments if segment != "{suffix}"))
+        self._generic = [re.compile(_pattern(_parts(variant), {}), re.DOTALL) for variant in variants]
 
     def match(self, key: str, size: int) -> ArchivedKey | None:
         """Takes a key and its size. Returns what it names, or None if this
         template could not have made it."""
-        found = self._generic.fullmatch(key)
+        found = next((m for m in (regex.fullmatch(key) for regex in self._generic) if m), None)
         if found is None:
             return None
         named = original_name(found["filename"])
@@ -126,11 +132,27 @@ class KeyMatcher:
             "year": f"{stamp.year:04d}", "month": f"{stamp.month:02d}", "day": f"{stamp.day:02d}",
             "hour": f"{stamp.hour:02d}", "minute": f"{stamp.minute:02d}",
         }
-        exact = re.fullmatch(_pattern(self.parts, known), key, re.DOTALL)
+        # Keys are collapsed since 2026-11 (no empty segments); older
+        # uploads kept them ("db//2013"): both read back.
+        exact = re.fullmatch(self._exact_pattern(known, collapse=True), key, re.DOTALL) \
+            or re.fullmatch(self._exact_pattern(known, collapse=False), key, re.DOTALL)
         if exact is None:
             return None
         hostname = exact["hostname"] if self.uses_hostname else None
         return ArchivedKey(key, size, logfile, found["filename"], duplicate, hostname)
+
+    def _exact_pattern(self, known: dict[str, str], *, collapse: bool) -> str:
+        # The key the template makes from the known fields (collapsed as
+        # uploads collapse it, or not), with {hostname} (never empty) to read.
+        mark = "\x00"
+        text = "".join(literal + ("" if field is None else known.get(field, mark)) for literal, field in self.parts)
+        if collapse:
+            text = collapse_key(text)
+        pieces = [re.escape(piece) for piece in text.split(mark)]
+        regex = pieces[0]
+        for number, piece in enumerate(pieces[1:]):
+            regex += ("(?P<hostname>[^/]+)" if number == 0 else "(?P=hostname)") + piece
+        return regex
 
 
 @dataclass(frozen=True)
