@@ -112,11 +112,12 @@ class PrefixRateLimit:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # status, reset_before, reset_mid_body, delay, truncate_response[_in_headers]
+    kind: str  # status, reset_before, reset_mid_body, delay, hold, truncate_response[_in_headers]
     status: int = 0
     code: str = ""
     seconds: float = 0.0
     fraction: float = 0.5
+    until: Callable[[], bool] | None = None  # hold: forward once this is true (or after seconds)
 
     def __str__(self) -> str:
         if self.kind == "status":
@@ -144,6 +145,13 @@ def reset_mid_body(fraction: float = 0.5) -> Action:
 def delay(seconds: float) -> Action:
     """Wait, then forward as usual."""
     return Action("delay", seconds=seconds)
+
+
+def hold(until: Callable[[], bool], *, timeout: float = 10.0) -> Action:
+    """Wait until until() is true (polled; at most timeout seconds), then
+    forward as usual: orders requests of several threads by events, not by
+    guessing how long each takes."""
+    return Action("hold", seconds=timeout, until=until)
 
 
 def truncate_response(fraction: float = 0.5, *, in_headers: bool = False) -> Action:
@@ -253,6 +261,10 @@ class S3Proxy:
                     return self._send_error(action)
                 if kind == "delay":
                     time.sleep(action.seconds)
+                if kind == "hold":
+                    deadline = time.monotonic() + action.seconds
+                    while not action.until() and time.monotonic() < deadline:
+                        time.sleep(0.005)
                 response_status, reason, headers, data = self._forward(body)
                 head = [f"HTTP/1.1 {response_status} {reason}\r\n"]
                 for key, value in headers:

@@ -192,11 +192,12 @@ def test_a_slow_down_slows_every_thread_not_just_the_throttled_one(archive, buck
                                                                    monkeypatch, capsys):
     """With the default (adaptive) retries, one 503 SlowDown on one thread's
     PUT makes the other thread's next PUT wait for a token too; in standard
-    mode it would go at once. --jobs 2: the first two files go together, the
-    first gets the SlowDown, the second is held 0.3 s so that its thread
-    takes the third file after the SlowDown."""
+    mode it would go at once. --jobs 2 and three files A, B, C: A's first PUT
+    gets the SlowDown; B's PUT is held by the proxy until that answer is out;
+    A's retry is held until C's PUT has started, so the thread that sent B
+    is the one that sends C, and the gap between them is the wait."""
     from tests.conftest import CREDENTIALS
-    from tests.s3proxy import SLOW_DOWN, Fault, delay, is_put_object
+    from tests.s3proxy import SLOW_DOWN, Fault, hold, is_put_object
 
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
@@ -205,16 +206,24 @@ def test_a_slow_down_slows_every_thread_not_just_the_throttled_one(archive, buck
     names = [f"db-20130727T{hour}00Z.log.gz" for hour in ("10", "11", "12")]
     for name in names:
         (archive / name).write_bytes(gzip.compress(name.encode(), mtime=0))
-    s3_proxy.set_faults(Fault(SLOW_DOWN, path=names[0], count=1), Fault(delay(0.3), path=names[1], count=1))
+
+    def puts_of(name):
+        return [request for request in s3_proxy.matching(is_put_object) if request.path.endswith(name)]
+
+    def slowed_down():
+        return any(request.fault == str(SLOW_DOWN) and request.finished for request in puts_of(names[0]))
+
+    s3_proxy.set_faults(Fault(SLOW_DOWN, path=names[0], count=1),
+                        Fault(hold(lambda: bool(puts_of(names[2]))), path=names[0], count=1),
+                        Fault(hold(slowed_down), path=names[1], count=1))
 
     status = upload.main(["--once", "--jobs", "2", "--hostname", "h", "--endpoint-url", s3_proxy.url,
                           str(archive), f"s3://{bucket}/{HOST_TEMPLATE}"])
 
     assert status == 0, capsys.readouterr().err
     assert sorted(os.listdir(archive / ".uploaded")) == names
-    puts = {name: [request for request in s3_proxy.matching(is_put_object) if request.path.endswith(name)]
-            for name in names}
-    assert [request.fault for request in puts[names[0]]] == [str(SLOW_DOWN), None]
+    puts = {name: puts_of(name) for name in names}
+    assert [request.fault for request in puts[names[0]]] == [str(SLOW_DOWN), "hold"]
     (held,), (third,) = puts[names[1]], puts[names[2]]
-    assert puts[names[0]][0].finished < held.finished  # the SlowDown came first
+    assert puts[names[0]][0].finished <= held.finished  # the SlowDown came first
     assert third.started - held.finished > 0.2, "the other thread was not slowed down"
