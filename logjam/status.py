@@ -21,6 +21,7 @@ from logjam.codecs import codec_for_filename
 from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
 from logjam.errors import ExitStatus, LogjamError, UsageError
 from logjam.parse import parse_filename
+from logjam.service import ArgumentParser
 from logjam.template import KeyTemplate
 from logjam.upload import LEDGER_DIRNAME, Ledger
 from logjam.uploaders import Uploader, get_uploader
@@ -189,7 +190,7 @@ def to_json(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="logjam-status",
         description="Show, per stream, what logjam has still to compress and upload (local state only).",
         epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .",
@@ -215,7 +216,9 @@ def main(argv: Sequence[str] | None = None, *,
     now = clock()
     try:
         uploader = None
-        if args.check:
+        if args.check is not None:
+            if not args.check.strip():
+                raise UsageError("--check: the destination URI is empty")
             uploader = get_uploader(args.check, args)
             KeyTemplate.parse(uploader.template)
             uploader.check_uri()
