@@ -10,7 +10,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install --quiet -e '.[test]'
+echo "test_all.sh: installing logjam with its test extras into $VENV (about a minute the first time)" >&2
+# -qq: pip's errors only. Its warnings here were about index locations of the
+# machine's pip configuration, not about logjam; a failed install still stops
+# the script (set -e) with pip's error.
+"$VENV/bin/python" -m pip install -qq -e '.[test]'
 "$VENV/bin/ruff" check logjam tests
 # s3rver: a second S3 implementation for the tests (it ignores If-None-Match).
 if [ ! -x .s3rver/node_modules/.bin/s3rver ]; then

@@ -31,10 +31,12 @@ from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security, open_for_writing
 from logjam.service import (
     EXIT_STATUS_HELP,
+    ArgumentParser,
     PassStats,
     Stop,
     add_common_arguments,
     directory_lock,
+    fields,
     main_runner,
     map_concurrently,
 )
@@ -717,6 +719,7 @@ def _compress_each(
 
     def one(logfile: LogFile, file_threads: int) -> None:
         check_stop()
+        started = time.monotonic()
         done = _attempt(
             lambda: compress_one(logfile, file_threads),
             log_dir, logfile, stats,
@@ -730,6 +733,9 @@ def _compress_each(
             "compressed %s/%s -> %s/%s (%d -> %d bytes, %.1f%%)",
             log_dir, done.source, ARCHIVE_DIRNAME, done.archived,
             done.original_size, done.compressed_size, 100 * ratio,
+            extra=fields("compressed", file=f"{log_dir}/{done.source}",
+                         destination=f"{log_dir}/{ARCHIVE_DIRNAME}/{done.archived}", bytes_in=done.original_size,
+                         bytes_out=done.compressed_size, duration=round(time.monotonic() - started, 3)),
         )
 
     # Several files go side by side, one thread each, whatever their size:
@@ -757,15 +763,19 @@ def _attempt(action: Callable[[], R], log_dir: str, logfile: LogFile, stats: Pas
     try:
         return action()
     except NotReady as waiting:
-        log.info("%s/%s", log_dir, waiting)
+        log.info("%s/%s", log_dir, waiting, extra=fields("skipped", file=f"{log_dir}/{logfile.filename}",
+                                                          error=_reason(waiting, logfile.filename)))
         stats.waiting(logfile.timestamp)
     except LeftAlone as left:
         _warn_once(f"{log_dir}/{left}")
         stats.waiting(logfile.timestamp)
     except Skipped as skipped:
-        log.warning("%s/%s", log_dir, skipped)
+        log.warning("%s/%s", log_dir, skipped, extra=fields("skipped", file=f"{log_dir}/{logfile.filename}",
+                                                             error=_reason(skipped, logfile.filename)))
     except (FileError, OSError) as error:
-        log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename))
+        log.error("%s/%s: %s", log_dir, logfile.filename, _reason(error, logfile.filename),
+                  extra=fields("failed", file=f"{log_dir}/{logfile.filename}",
+                               error=_reason(error, logfile.filename)))
         stats.waiting(logfile.timestamp, failed=True)
     return None
 
@@ -791,7 +801,7 @@ ago; it is then compressed to DIR/archive/NAME.gz and removed.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="logjam-compress",
         description="Compress finished hourly log files into DIR/archive/.",
         epilog=EPILOG,
@@ -847,14 +857,33 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
             except (FileError, OSError) as error:
                 log.error("%s: %s", log_dir, _reason(error, log_dir))
                 stats.errors += 1
+                stats.add(finished_backlog(log_dir, clock()))
         return stats
 
     return job
 
 
+def finished_backlog(log_dir: str, now: datetime.datetime) -> PassStats:
+    """Takes a directory whose pass failed. Returns its finished files as
+    waiting, from a listing only, for the metrics ({} if it cannot be listed)."""
+    stats = PassStats()
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return stats
+    for logfile in yield_old_logfiles(names, now):
+        stats.waiting(logfile.timestamp)
+    return stats
+
+
+def describe(args: argparse.Namespace) -> str:
+    """What a compress loop works on, for its start line."""
+    return " ".join(args.directories)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of logjam-compress. Returns the exit status."""
-    return main_runner("logjam-compress", build_parser(), make_job, argv)
+    return main_runner("logjam-compress", build_parser(), make_job, argv, describe=describe)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from logjam import __version__, fleet, fsutil
 from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
@@ -114,6 +115,17 @@ def map_concurrently(function: Callable[[T], R], items: Sequence[T], *, workers:
             raise
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for all three commands: a usage error is one line naming the
+    problem and one hint line, exit status 2 (not the whole usage, which
+    buries the problem in 15 lines of options)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())  # one line, whatever argparse built
+        self.exit(ExitStatus.USAGE,
+                  f"{self.prog}: error: {message}\nTry '{self.prog} --help' for more information.\n")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both commands take."""
     parser.add_argument(
@@ -158,8 +170,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def fields(event: str, **values: object) -> dict[str, dict[str, object]]:
+    """Takes an event name and its values (file, destination, bytes_in,
+    bytes_out, duration, error). Returns the extra= of a log call: the
+    structured fields --log-format json adds to the record."""
+    return {"logjam_fields": {"event": event, **{key: value for key, value in values.items() if value is not None}}}
+
+
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line, for log pipelines (--log-format json)."""
+    """One JSON object per line, for log pipelines (--log-format json), with
+    the structured fields of logjam's per-file events (see fields())."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -169,9 +189,11 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in getattr(record, "logjam_fields", {}).items():
+            entry.setdefault(key, value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str, *, stream=None, json_format: bool = False) -> None:
@@ -248,7 +270,11 @@ def capture_exception(error: BaseException) -> None:
 
 
 def install_signal_handlers(stop: Stop, *, once: bool) -> None:
-    """SIGTERM and SIGINT request a stop; the file in hand is finished or rolled back.
+    """SIGTERM, SIGINT and SIGHUP request a stop; the file in hand is finished or rolled back.
+
+    SIGHUP (a closed terminal, runit's ``sv hup``) would otherwise kill the
+    process and leave a temporary file and a multipart upload behind. A
+    SIGHUP that is ignored already (``nohup``) stays ignored.
 
     Work checks for the stop every chunk, but a request may be waiting on a
     slow server: a watchdog then removes the temporary files and exits at
@@ -266,11 +292,13 @@ def install_signal_handlers(stop: Stop, *, once: bool) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handle)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, handle)
 
 
 def _watchdog(status: int) -> None:
     time.sleep(STOP_GRACE)
-    log.warning("still busy %.0f s after the stop request; exiting now", STOP_GRACE)
+    log.warning("still busy %.0f s after the stop request; exiting now (exit status %d)", STOP_GRACE, status)
     _force_exit(status)
 
 
@@ -323,7 +351,9 @@ def run(
     The first pass waits first_delay seconds (--splay); a stop during the
     wait ends the run at once, with no pass. Returns the exit status: with
     once, ERROR if the pass left work undone; in loop mode SUCCESS after a
-    stop (a service stop is normal).
+    stop (a service stop is normal). With once, an error that ends the whole
+    pass (LogjamError) is raised, after after_pass has recorded the failed
+    pass.
     """
     if first_delay > 0:
         log.info("waiting %.1f s before the first pass (--splay)", first_delay)
@@ -331,7 +361,11 @@ def run(
             return ExitStatus.SUCCESS  # main_runner reports a stopped --once as 128+N
     while True:
         started = time.monotonic()
-        stats = _run_pass(job, stop, once=once)
+        try:
+            stats = _run_pass(job, stop, once=once)
+        except LogjamError:
+            after_pass(_failed_pass(job), time.monotonic() - started)
+            raise
         after_pass(stats, time.monotonic() - started)
         if once:
             return ExitStatus.SUCCESS if stats.ok else ExitStatus.ERROR
@@ -346,24 +380,84 @@ def _run_pass(job: Job, stop: Stop, *, once: bool) -> PassStats:
             stats = PassStats(errors=0 if stats else 1)
         return stats
     except LogjamError as error:
-        if once and isinstance(error, UsageError):
+        if once:  # the runner reports it as the one line that ends the command
             raise
         log.error("%s", error)
-        if not once:
-            log.info("will try again on the next pass")
-        return PassStats(errors=1)
+        log.info("will try again on the next pass")
+        return _failed_pass(job)
     except Exception as error:
         if once:
             raise
         # A daemon outlives one bad pass; the error is logged and reported.
         log.error("unexpected error: %s", _describe(error), exc_info=log.isEnabledFor(logging.DEBUG))
         capture_exception(error)
-        return PassStats(errors=1)
+        return _failed_pass(job)
 
 
-def _metrics_writer(prog: str, path: str) -> Callable[[PassStats, float], None]:
+def _failed_pass(job: Job) -> PassStats:
+    # A pass that failed as a whole still leaves its files waiting: count
+    # them from local state (job.backlog), so that the metrics show the
+    # backlog during an outage instead of "nothing pending".
+    stats = PassStats(errors=1)
+    backlog = getattr(job, "backlog", None)
+    if backlog is not None:
+        try:
+            stats.add(backlog())
+        except Exception as error:  # the metrics must not end the process
+            log.debug("cannot count the waiting files: %s", _describe(error))
+    return stats
+
+
+# Gauges that a --once run reads back from the previous metrics file, so that
+# they describe the history of the installation, not of one process.
+KEPT_ACROSS_RUNS = ("logjam_last_success_timestamp_seconds", "logjam_last_failure_timestamp_seconds",
+                    "logjam_consecutive_failed_passes")
+
+
+def check_metrics_path(path: str) -> None:
+    """Raises UsageError unless path can be a metrics file: a missing
+    directory is a configuration problem to report at start, not a line
+    after every pass."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"--metrics-file {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"--metrics-file {path}: is a directory")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"--metrics-file {path}: cannot write to {directory}")
+
+
+def read_kept_metrics(path: str, command: str) -> dict[str, float]:
+    """Takes a metrics file and a command label. Returns the KEPT_ACROSS_RUNS
+    values it holds for that command ({} when there is no readable file)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        log.warning("cannot read the previous metrics in %s (%s); starting afresh", path, error)
+        return {}
+    values = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in KEPT_ACROSS_RUNS and sample.labels.get("command") == command:
+                    values[sample.name] = sample.value
+    except ValueError as error:
+        log.warning("cannot parse the previous metrics in %s (%s); starting afresh", path, error)
+        return {}
+    return values
+
+
+def _metrics_writer(prog: str, path: str, *, clock: Callable[[], float] = time.time) -> Callable[[PassStats, float], None]:
     """Returns an after_pass hook that keeps counters across passes and writes
-    them atomically (a temporary file renamed over path) after each pass."""
+    them atomically (a temporary file renamed over path) after each pass.
+
+    The last success, the last failure and the run of failed passes survive
+    the process: they are read back from the file the previous run wrote."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
 
     command = prog.removeprefix("logjam-")
@@ -375,22 +469,36 @@ def _metrics_writer(prog: str, path: str) -> Callable[[PassStats, float], None]:
     pending = Gauge("logjam_pending_files", "Files waiting after the last pass", ["command"], registry=registry)
     oldest = Gauge("logjam_oldest_pending_age_seconds", "Age of the oldest waiting file's hour",
                    ["command"], registry=registry)
-    success = Gauge("logjam_last_success_timestamp_seconds", "When a pass last finished without errors",
+    success = Gauge("logjam_last_success_timestamp_seconds",
+                    "When a pass last finished without errors (0: never), across runs",
+                    ["command"], registry=registry)
+    failure = Gauge("logjam_last_failure_timestamp_seconds",
+                    "When a pass last had an error (0: never), across runs", ["command"], registry=registry)
+    failing = Gauge("logjam_consecutive_failed_passes",
+                    "Passes in a row, across runs, that had errors (0 after a clean pass)",
                     ["command"], registry=registry)
     duration = Gauge("logjam_pass_duration_seconds", "How long the last pass took", ["command"], registry=registry)
     for metric in (files, size, errors):
         metric.labels(**labels)  # present (at 0) from the first write
+    kept = read_kept_metrics(path, command)
+    success.labels(**labels).set(kept.get("logjam_last_success_timestamp_seconds", 0))
+    failure.labels(**labels).set(kept.get("logjam_last_failure_timestamp_seconds", 0))
+    failing.labels(**labels).set(kept.get("logjam_consecutive_failed_passes", 0))
 
     def after_pass(stats: PassStats, seconds: float) -> None:
         files.labels(**labels).inc(stats.files)
         size.labels(**labels).inc(stats.bytes)
         errors.labels(**labels).inc(stats.errors)
         pending.labels(**labels).set(stats.pending)
-        now = time.time()
+        now = clock()
         age = now - stats.oldest_pending.timestamp() if stats.oldest_pending else 0
         oldest.labels(**labels).set(max(age, 0))
         if stats.ok:
             success.labels(**labels).set(now)
+            failing.labels(**labels).set(0)
+        else:
+            failure.labels(**labels).set(now)
+            failing.labels(**labels).inc()
         duration.labels(**labels).set(seconds)
         try:
             write_to_textfile(path, registry)
@@ -398,6 +506,21 @@ def _metrics_writer(prog: str, path: str) -> Callable[[PassStats, float], None]:
             log.error("cannot write metrics to %s: %s", path, error.strerror or error)
 
     return after_pass
+
+
+def without_credentials(url: str) -> str:
+    """Takes a URL. Returns it without a user or password (for log lines)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _describe(error: BaseException) -> str:
@@ -411,8 +534,12 @@ def main_runner(
     argv: Sequence[str] | None = None,
     *,
     stop: Stop | None = None,
+    describe: Callable[[argparse.Namespace], str] = lambda args: "",
 ) -> int:
-    """Parses argv, builds the job, runs it and maps what happens to an exit status."""
+    """Parses argv, builds the job, runs it and maps what happens to an exit status.
+
+    describe says what a loop works on (directories, destination without
+    credentials) for the line logged when it starts."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
@@ -421,17 +548,26 @@ def main_runner(
         args.once = True  # a dry run reports one pass
     configure_logging(args.log_level, json_format=args.log_format == "json")
     configure_sentry()
+    looping = False
     try:
+        if args.metrics_file:
+            check_metrics_path(args.metrics_file)
         job = make_job(args)  # may settle args.once (a dry run, --verify)
         if stop is None:
             stop = Stop()
             install_signal_handlers(stop, once=args.once)
         after_pass = _metrics_writer(prog, args.metrics_file) if args.metrics_file else (lambda *_: None)
-        status = run(job, once=args.once, interval=args.interval, stop=stop, after_pass=after_pass,
-                     first_delay=fleet.splay_for(args))
+        if not args.once:
+            looping = True
+            what = describe(args)
+            log.info("%s %s started%s, a pass every %g s", prog, __version__, f": {what}" if what else "",
+                     args.interval, extra=fields("started", version=__version__, interval=args.interval))
+        status: int = run(job, once=args.once, interval=args.interval, stop=stop, after_pass=after_pass,
+                          first_delay=fleet.splay_for(args))
     except Interrupted as interrupted:
-        log.info("stopped by signal %d", interrupted.signum)
-        return 128 + interrupted.signum if args.once else ExitStatus.SUCCESS
+        status = 128 + interrupted.signum if args.once else ExitStatus.SUCCESS
+        _log_stop(prog, interrupted.signum, status)
+        return status
     except LogjamError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         capture_message(f"{prog}: error: {error}")
@@ -443,7 +579,15 @@ def main_runner(
         print(f"{prog}: error: unexpected {_describe(error)} (run with --log-level debug for details)",
               file=sys.stderr)
         return ExitStatus.ERROR
-    if stop.event.is_set() and args.once:
-        log.info("stopped by signal %d", stop.signum)
-        return 128 + stop.signum
+    if stop.event.is_set():
+        if args.once:
+            status = 128 + stop.signum
+        _log_stop(prog, stop.signum, status)
+    elif looping:
+        log.info("%s stopped; exit status %d", prog, status, extra=fields("stopped", status=status))
     return status
+
+
+def _log_stop(prog: str, signum: int, status: int) -> None:
+    log.info("%s stopped by %s; exit status %d", prog, _signal_name(signum), status,
+             extra=fields("stopped", signal=_signal_name(signum), status=status))

@@ -22,6 +22,7 @@ from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
 from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, prove
 from logjam.parse import parse_filename
+from logjam.service import ArgumentParser
 from logjam.template import KeyTemplate
 from logjam.uploaders import Uploader, get_uploader
 
@@ -227,7 +228,7 @@ def to_json(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="logjam-status",
         description="Show, per stream, what logjam has still to compress and upload (local state only).",
         epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .\n\n"
@@ -258,7 +259,9 @@ def main(argv: Sequence[str] | None = None, *,
     problems: list[str] = []
     try:
         uploader = None
-        if args.check:
+        if args.check is not None:
+            if not args.check.strip():
+                raise UsageError("--check: the destination URI is empty")
             uploader = get_uploader(args.check, args)
             KeyTemplate.parse(uploader.template)
             uploader.check_uri()

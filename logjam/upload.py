@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,12 +39,15 @@ from logjam.progress import Progress, progress
 from logjam.safety import check_directory_security
 from logjam.service import (
     EXIT_STATUS_HELP,
+    ArgumentParser,
     PassStats,
     Stop,
     add_common_arguments,
     directory_lock,
+    fields,
     main_runner,
     map_concurrently,
+    without_credentials,
 )
 from logjam.template import KeyTemplate, upload_duplicate_filename
 from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
@@ -107,6 +111,10 @@ class UploadJob:
         if self.verify:
             return verify_uploads(self, full=self.verify == "full", stop=stop)
         return scan_and_upload(self, stop=stop)
+
+    def backlog(self) -> PassStats:
+        """What waits for upload, from local state only (the runner's metrics after a failed pass)."""
+        return upload_backlog(self)
 
 
 def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
@@ -265,7 +273,8 @@ def _upload_each(
             uploaded = upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
         except (FileError, OSError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason)
+            log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason,
+                      extra=fields("failed", file=f"{job.archive_dir}/{logfile.filename}", error=reason))
             stats.waiting(logfile.timestamp, failed=True)
             return
         if uploaded is not None:
@@ -290,10 +299,12 @@ def upload_logfile(
     """Uploads one archived file to its key (or the first free duplicate key),
     then records it. Returns the bytes sent, or None if skipped."""
     name = logfile.filename
+    started = time.monotonic()
     try:
         fd, source = fsutil.open_regular(archive_fd, name)
     except Skipped as skipped:
-        log.warning("%s/%s", job.archive_dir, skipped)
+        log.warning("%s/%s", job.archive_dir, skipped, extra=fields(
+            "skipped", file=f"{job.archive_dir}/{name}", error=str(skipped).removeprefix(f"{name}: ")))
         return None
     except FileNotFoundError:
         return None  # removed since the listing
@@ -325,7 +336,10 @@ def upload_logfile(
                 raise FileError("changed while uploading; will retry")
             ledger.record(name, Confirmation(job.destination, key, print_, destination), source=source)
             verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
-            log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size)
+            log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size, extra=fields(
+                "uploaded" if result is PutResult.STORED else "already_uploaded", file=f"{job.archive_dir}/{name}",
+                destination=destination, bytes_in=size, bytes_out=size if result is PutResult.STORED else 0,
+                duration=round(time.monotonic() - started, 3)))
             return size if result is PutResult.STORED else 0
         raise FileError(f"{keys[0]} and all {MAX_UPLOAD_DUPLICATES} duplicate keys hold other content")
     finally:
@@ -431,7 +445,7 @@ S3-compatible store.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="logjam-upload",
         description="Upload archived log files to S3 (or a directory), each once, never over another object.",
         epilog=EPILOG,
@@ -450,9 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "503 SlowDown or 429 (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="files uploaded at once, over one connection pool (default: %(default)s)")
-    parser.add_argument("--verify", choices=("head", "full"), default=None, metavar="[=full]",
+    # nargs="?" for the usage line only: main() has already joined
+    # "--verify full" and turned a bare --verify into --verify=head.
+    parser.add_argument("--verify", nargs="?", const="head", choices=("head", "full"), default=None,
                         help="check the recorded uploads instead of uploading: sizes and checksums "
-                             "by HEAD (default), or download everything (=full); implies --once")
+                             "by HEAD (head, the default), or download everything (full); implies --once")
     s3 = parser.add_argument_group("S3 object options (as the AWS CLI names them)")
     s3.add_argument("--storage-class", default=None, choices=STORAGE_CLASSES, metavar="CLASS",
                     help="e.g. STANDARD_IA, GLACIER_IR, INTELLIGENT_TIERING (default: the bucket's)")
@@ -532,6 +548,9 @@ def _size(text: str, *, minimum: int = 5 << 20) -> int:
 
 def make_job(args: argparse.Namespace) -> UploadJob:
     """Checks the template, URI and directory before anything else happens."""
+    if not args.uri.strip():
+        raise UsageError("the destination URI is empty: give it as the second argument "
+                         "(the contrib/ files take it from LOGJAM_URI in /etc/default/logjam)")
     uploader = get_uploader(args.uri, args)
     template = KeyTemplate.parse(uploader.template)
     uploader.check_uri()
@@ -558,13 +577,56 @@ def make_job(args: argparse.Namespace) -> UploadJob:
                      shared_keys_warning=fleet.SHARED_KEYS_WARNING.format(template=template.text) if shared else None)
 
 
+def upload_backlog(job: UploadJob) -> PassStats:
+    """Takes an upload job. Returns the archived files not yet confirmed at
+    its destination, as waiting, from local state only (no lock, no request)."""
+    stats = PassStats()
+    if job.verify:
+        return stats
+    archive_fd = fsutil.open_given_dir(job.archive_dir)
+    try:
+        confirmed = Standing.of(Ledger(archive_fd), job.destination, clean=False).here
+        for logfile in select_pending(os.listdir(archive_fd), confirmed):
+            stats.waiting(logfile.timestamp)
+    finally:
+        os.close(archive_fd)
+    return stats
+
+
+def join_verify_value(argv: Sequence[str]) -> list[str]:
+    """Takes the arguments. Returns them with "--verify full" (or head) as one
+    argument and a bare --verify as --verify=head: argparse alone would take
+    the next argument (ARCHIVE_DIR) as the value of a bare --verify."""
+    joined: list[str] = []
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg == "--":
+            joined.append(arg)
+            joined.extend(arguments)
+            break
+        if arg != "--verify":
+            joined.append(arg)
+            continue
+        value = next(arguments, None)
+        if value in ("head", "full"):
+            joined.append(f"--verify={value}")
+        else:
+            joined.append("--verify=head")
+            if value is not None:
+                joined.append(value)
+    return joined
+
+
+def describe(args: argparse.Namespace) -> str:
+    """What an upload loop works on, for its start line (no credentials)."""
+    endpoint = f" (endpoint {without_credentials(args.endpoint_url)})" if args.endpoint_url else ""
+    return f"{args.archive_dir} -> {without_credentials(args.uri)}{endpoint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of logjam-upload. Returns the exit status."""
-    # A bare --verify means --verify=head; argparse alone would take the next
-    # argument (ARCHIVE_DIR) as its value.
-    argv = sys.argv[1:] if argv is None else list(argv)
-    argv = ["--verify=head" if arg == "--verify" else arg for arg in argv]
-    return main_runner("logjam-upload", build_parser(), make_job, argv)
+    argv = join_verify_value(sys.argv[1:] if argv is None else argv)
+    return main_runner("logjam-upload", build_parser(), make_job, argv, describe=describe)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from logjam import __version__
 from logjam.errors import ExitStatus
 from logjam.service import Stop
 from logjam.service import run as run_service
@@ -17,9 +18,9 @@ from tests.conftest import clean_env, script, wait_for
 OLD = "app-20130727T1200Z.log"
 
 
-def start(*args) -> subprocess.Popen:
+def start(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([script(args[0]), *map(str, args[1:])], env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def finish(process: subprocess.Popen, *, within: float) -> tuple[int, str]:
@@ -43,9 +44,14 @@ def test_compress_loop_keeps_working_and_stops_cleanly_on_sigterm(make_logs):
 
     assert status == 0, stderr
     assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    started = [line for line in lines if " started: " in line]
+    assert len(started) == 1, stderr
+    assert f"logjam-compress {__version__} started: {log_dir}, a pass every 1 s" in started[0]
+    assert lines[-1].endswith("logjam-compress stopped by SIGTERM; exit status 0"), stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_once_interrupted_mid_file_rolls_back_and_exits_128_plus_signal(make_logs, signum):
     big = os.urandom(256 * 1024 * 1024)
     log_dir = make_logs({OLD: big})
@@ -77,6 +83,40 @@ def test_upload_loop_stops_cleanly_on_sigterm(tmp_path):
 
     assert status == 0, stderr
     assert (dest / "db/2013/07/27/db-20130727T1200Z.log.gz").read_bytes() == b"x"
+    assert f"started: {archive} -> file://{dest}/{{prefix}}/" in stderr
+    assert stderr.splitlines()[-1].endswith("logjam-upload stopped by SIGTERM; exit status 0"), stderr
+
+
+def test_loop_start_line_names_no_credentials_and_sighup_stops_like_sigterm(tmp_path):
+    archive = tmp_path / "logs" / "archive"
+    archive.mkdir(parents=True)
+    process = start("logjam-upload", "--interval", "60", "--endpoint-url", "http://key:secret@127.0.0.1:9",
+                    archive, "s3://bucket/{prefix}/{year}/{month}/{day}/{filename}")
+    wait_for(lambda: (archive / ".logjam-upload.lock").exists(), message="the first pass")
+
+    process.send_signal(signal.SIGHUP)  # a closed terminal, sv hup
+    status, stderr = finish(process, within=5)
+
+    assert status == 0, stderr
+    assert "(endpoint http://127.0.0.1:9)" in stderr
+    assert "secret" not in stderr
+    assert stderr.splitlines()[-1].endswith("logjam-upload stopped by SIGHUP; exit status 0"), stderr
+
+
+def test_an_ignored_sighup_stays_ignored(make_logs):
+    log_dir = make_logs({OLD: b"first\n"})
+    process = start("logjam-compress", "--interval", "1", log_dir,
+                    preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # nohup
+    wait_for(lambda: (log_dir / "archive" / (OLD + ".gz")).exists(), message="the first pass")
+
+    process.send_signal(signal.SIGHUP)
+    make_logs({"app-20130727T1300Z.log": b"second\n"})
+    wait_for(lambda: (log_dir / "archive" / "app-20130727T1300Z.log.gz").exists(), message="a later pass")
+    assert process.poll() is None
+
+    process.send_signal(signal.SIGTERM)
+    status, stderr = finish(process, within=5)
+    assert status == 0, stderr
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
@@ -168,3 +208,23 @@ def test_stop_within_5_seconds_even_while_s3_does_not_answer(tmp_path):
     assert status == 128 + signal.SIGTERM, stderr
     assert "exiting now" in stderr
     assert not (archive / ".uploaded").exists()
+
+
+def test_sighup_mid_multipart_upload_aborts_it_and_records_nothing(tmp_path, s3_server, s3_client, bucket):
+    archive = tmp_path / "logs" / "archive"
+    archive.mkdir(parents=True)
+    (archive / "db-20130727T1200Z.log.gz").write_bytes(os.urandom(20 * 1024 * 1024))
+    process = start("logjam-upload", "--once", "--endpoint-url", s3_server, "--multipart-threshold", "5MiB",
+                    "--max-bandwidth", "4MiB", archive, f"s3://{bucket}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
+    wait_for(lambda: s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads"),
+             message="the multipart upload to start")
+
+    process.send_signal(signal.SIGHUP)
+    status, stderr = finish(process, within=6)
+
+    assert status == 128 + signal.SIGHUP, stderr
+    assert "stopped by SIGHUP" in stderr
+    assert not s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert not (archive / ".uploaded").exists()
+    assert not [name for name in os.listdir(archive) if name.startswith(".logjam-tmp")]

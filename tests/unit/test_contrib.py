@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ UNITS = [
 RUN_SCRIPTS = [CONTRIB / "runit" / name / "run" for name in ("logjam-compress", "logjam-upload")]
 UPSTART_JOBS = [CONTRIB / "upstart" / name for name in ("logjam-compress.conf", "logjam-upload.conf")]
 CRON_FILE = CONTRIB / "cron.d" / "logjam"
+DEFAULTS_FILE = CONTRIB / "default" / "logjam"
 RSYSLOG_CONF = CONTRIB / "rsyslog" / "logjam.conf"
 SYSLOG_NG_CONF = CONTRIB / "syslog-ng" / "logjam.conf"
 INSTALLED_BIN = "/usr/local/bin/"
@@ -38,7 +40,7 @@ SAMPLE = datetime.datetime(2013, 7, 27, 13, 0, tzinfo=datetime.timezone.utc)
 
 def test_every_listed_file_exists():
     expected = [SYSTEMD / unit for unit in UNITS] + RUN_SCRIPTS + UPSTART_JOBS
-    expected += [CRON_FILE, RSYSLOG_CONF, SYSLOG_NG_CONF, CONTRIB / "README.rst"]
+    expected += [CRON_FILE, RSYSLOG_CONF, SYSLOG_NG_CONF, DEFAULTS_FILE, CONTRIB / "README.rst"]
     missing = [str(path.relative_to(CONTRIB)) for path in expected if not path.is_file()]
     assert missing == []
 
@@ -165,6 +167,12 @@ def test_systemd_services_are_configured_alike(unit):
     assert "/var/log/app" in values["ReadWritePaths"].split()
     assert values["NoNewPrivileges"] == "yes"
     assert values["PrivateTmp"] == "yes"
+    if unit.startswith("logjam-upload"):
+        # boto3 reads /root/.aws/credentials: ProtectHome=yes would hide it,
+        # and a bind mount into /root does not help then (systemd.exec(5)).
+        assert values["ProtectHome"] == "read-only"
+    else:
+        assert values["ProtectHome"] == "yes"
     command = values["ExecStart"].split()
     assert command[0] == INSTALLED_BIN + unit.split(".")[0].removesuffix("-daemon")
     if unit.endswith("-daemon.service"):
@@ -186,6 +194,192 @@ def test_systemd_timers_start_the_oneshot_service(timer):
     assert unit_values(timer, "WantedBy") == ["timers.target"]
 
 
+@pytest.mark.parametrize("unit", [u for u in UNITS if u.startswith("logjam-upload") and u.endswith(".service")])
+def test_upload_unit_can_read_root_aws_credentials(systemd_analyze, tmp_path, unit):
+    """With the shipped settings the unit verifies, and its ProtectHome= leaves
+    /root readable (read-only); "yes" would make it inaccessible."""
+    status, problems = verify_units(SYSTEMD, [unit], tmp_path)
+    assert (status, problems) == (0, [])
+    assert unit_values(unit, "ProtectHome") == ["read-only"]
+    assert not any(path.startswith(("/root", "-/root")) for value in unit_values(unit, "InaccessiblePaths")
+                   for path in value.split())
+
+
+# -- the environment file --------------------------------------------------------
+
+SYSTEMD_COMMENTS, SYSTEMD_WHITESPACE, SYSTEMD_NEWLINE = "#;", " \t\n\r", "\n\r"
+SYSTEMD_SHELL_NEED_ESCAPE = '"\\`$'
+
+
+def systemd_environment_file(text: str) -> dict[str, str]:
+    """Takes the text of an EnvironmentFile=. Returns what systemd sets: a
+    port of parse_env_file_internal() (src/basic/env-file.c, systemd 252-256).
+    Notably a "#" after a value is part of the value (systemd issue 12527)."""
+    result: dict[str, str] = {}
+    state, key, value = "PRE_KEY", "", ""
+    key_ws: int | None = None  # where trailing whitespace of the key starts
+    value_ws: int | None = None
+
+    def push() -> None:
+        nonlocal key, value
+        name = key[:key_ws] if key_ws is not None else key
+        result[name] = value
+        key, value = "", ""
+
+    for c in text:
+        if state == "PRE_KEY":
+            if c in SYSTEMD_COMMENTS:
+                state = "COMMENT"
+            elif c not in SYSTEMD_WHITESPACE:
+                state, key, key_ws = "KEY", c, None
+        elif state == "KEY":
+            if c in SYSTEMD_NEWLINE:
+                state, key = "PRE_KEY", ""
+            elif c == "=":
+                state, value_ws = "PRE_VALUE", None
+            else:
+                if c not in SYSTEMD_WHITESPACE:
+                    key_ws = None
+                elif key_ws is None:
+                    key_ws = len(key)
+                key += c
+        elif state == "PRE_VALUE":
+            if c in SYSTEMD_NEWLINE:
+                state = "PRE_KEY"
+                push()
+            elif c == "'":
+                state = "SINGLE"
+            elif c == '"':
+                state = "DOUBLE"
+            elif c == "\\":
+                state = "VALUE_ESCAPE"
+            elif c not in SYSTEMD_WHITESPACE:
+                state, value = "VALUE", value + c
+        elif state == "VALUE":
+            if c in SYSTEMD_NEWLINE:
+                state = "PRE_KEY"
+                if value_ws is not None:
+                    value = value[:value_ws]
+                push()
+            elif c == "\\":
+                state, value_ws = "VALUE_ESCAPE", None
+            else:
+                if c not in SYSTEMD_WHITESPACE:
+                    value_ws = None
+                elif value_ws is None:
+                    value_ws = len(value)
+                value += c
+        elif state == "VALUE_ESCAPE":
+            state = "VALUE"
+            if c not in SYSTEMD_NEWLINE:
+                value += c
+        elif state == "SINGLE":
+            if c == "'":
+                state = "PRE_VALUE"
+            else:
+                value += c
+        elif state == "DOUBLE":
+            if c == '"':
+                state = "PRE_VALUE"
+            elif c == "\\":
+                state = "DOUBLE_ESCAPE"
+            else:
+                value += c
+        elif state == "DOUBLE_ESCAPE":
+            state = "DOUBLE"
+            if c in SYSTEMD_SHELL_NEED_ESCAPE:
+                value += c
+            elif c != "\n":
+                value += "\\" + c
+        elif state == "COMMENT":
+            if c == "\\":
+                state = "COMMENT_ESCAPE"
+            elif c in SYSTEMD_NEWLINE:
+                state = "PRE_KEY"
+        elif state == "COMMENT_ESCAPE":
+            state = "PRE_KEY" if c in SYSTEMD_NEWLINE else "COMMENT"
+    if state in ("PRE_VALUE", "VALUE", "VALUE_ESCAPE", "SINGLE", "DOUBLE", "DOUBLE_ESCAPE"):
+        if state == "VALUE" and value_ws is not None:
+            value = value[:value_ws]
+        push()
+    return result
+
+
+def sh_environment_file(path: Path) -> dict[str, str]:
+    """Takes an environment file. Returns the variables it sets when the runit
+    and upstart scripts source it (set -a; . FILE)."""
+    script = ('set -a; . "$1"; set +a; exec python3 -c '
+              '"import json, os; print(json.dumps(dict(os.environ)))"')
+    result = subprocess.run(["sh", "-c", script, "sh", str(path)], capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"]}, timeout=30, check=True)
+    environment = json.loads(result.stdout)
+    return {key: value for key, value in environment.items() if key.startswith(("LOGJAM_", "AWS_", "SENTRY_"))}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A=1\n", {"A": "1"}),
+        ("A=1 # note\n", {"A": "1 # note"}),  # the trap: systemd keeps the comment
+        ('A="x y"\n', {"A": "x y"}),
+        ("A='x y'\n", {"A": "x y"}),
+        ("  A = spaced  \n", {"A": "spaced"}),
+        ("# c\n; c\nA=\n", {"A": ""}),
+        ('A="a\\"b"\n', {"A": 'a"b'}),
+        ("A=one\\\ntwo\n", {"A": "onetwo"}),
+        ("A=1", {"A": "1"}),
+    ],
+)
+def test_systemd_environment_file_parser(text, expected):
+    assert systemd_environment_file(text) == expected
+
+
+def test_environment_file_reads_the_same_in_systemd_and_sh():
+    systemd = systemd_environment_file(DEFAULTS_FILE.read_text())
+    assert set(systemd) >= {"LOGJAM_DIR", "LOGJAM_ARCHIVE_DIR", "LOGJAM_URI", "LOGJAM_INTERVAL",
+                            "LOGJAM_LOG_LEVEL", "LOGJAM_COMPRESS_OPTS", "LOGJAM_UPLOAD_OPTS"}
+    assert sh_environment_file(DEFAULTS_FILE) == systemd
+    assert all("#" not in value for value in systemd.values())
+
+
+@pytest.mark.parametrize(
+    "broken",
+    ['LOGJAM_DIR="/var/log/app" # the logs\n', "LOGJAM_DIR=/var/log/app /srv/logs\n",
+     "LOGJAM_UPLOAD_OPTS=--endpoint-url   http://h:9000\n"],
+)
+def test_environment_file_check_catches_what_the_two_read_differently(tmp_path, broken):
+    path = tmp_path / "logjam"
+    path.write_text(DEFAULTS_FILE.read_text() + broken)
+    try:
+        shell = sh_environment_file(path)
+    except subprocess.CalledProcessError:
+        return  # sh refuses it outright: caught as well
+    assert shell != systemd_environment_file(path.read_text())
+
+
+def test_environment_file_values_are_the_unit_defaults():
+    """The shipped file changes nothing unless edited (but says where the URI goes)."""
+    values = systemd_environment_file(DEFAULTS_FILE.read_text())
+    for unit in UNITS:
+        if unit.endswith(".service"):
+            for setting in unit_values(unit, "Environment"):
+                key, _, default = setting.partition("=")
+                assert values[key] == default, (unit, key)
+    assert values["LOGJAM_URI"] == ""
+
+
+def test_several_directories_reach_both_commands_the_same(tmp_path):
+    defaults = tmp_path / "logjam"
+    defaults.write_text(DEFAULTS_FILE.read_text().replace('LOGJAM_DIR="/var/log/app"',
+                                                          'LOGJAM_DIR="/srv/a /srv/b"'))
+    assert systemd_environment_file(defaults.read_text())["LOGJAM_DIR"] == "/srv/a /srv/b"
+    # systemd splits an unbraced $LOGJAM_DIR at whitespace in ExecStart=; sh splits ${LOGJAM_DIR}.
+    for unit in ("logjam-compress.service", "logjam-compress-daemon.service"):
+        assert unit_values(unit, "ExecStart")[0].split()[-1] == "$LOGJAM_DIR"
+    text = (CONTRIB / "runit" / "logjam-compress" / "run").read_text()
+    assert run_shell_fragment(text, tmp_path, {}, ["sh", "-c"], defaults=defaults)[-2:] == ["/srv/a", "/srv/b"]
+
+
 # -- runit and upstart ---------------------------------------------------------
 
 @pytest.mark.parametrize("script", RUN_SCRIPTS, ids=lambda path: path.parent.name)
@@ -199,7 +393,8 @@ def test_runit_run_script_is_executable_sh(script):
     subprocess.run(["sh", "-n", str(script)], check=True)
 
 
-def run_shell_fragment(text: str, tmp_path: Path, env: dict[str, str], shell: list[str]) -> list[str]:
+def run_shell_fragment(text: str, tmp_path: Path, env: dict[str, str], shell: list[str], *,
+                       defaults: Path | None = None) -> list[str]:
     """Runs a run script (or an upstart script block) with stub programs and
     /etc/default/logjam replaced by a file in tmp_path. Returns the argv the
     stub logjam-* command received."""
@@ -212,8 +407,9 @@ def run_shell_fragment(text: str, tmp_path: Path, env: dict[str, str], shell: li
         (bin_dir / name).chmod(0o755)
     (bin_dir / "chpst").write_text('#!/bin/sh\n[ "$1" = -n ] && shift 2\nexec "$@"\n')
     (bin_dir / "chpst").chmod(0o755)
-    defaults = tmp_path / "default-logjam"
-    defaults.write_text("".join(f"{key}={value!r}\n" for key, value in env.items()))
+    if defaults is None:
+        defaults = tmp_path / "default-logjam"
+        defaults.write_text("".join(f"{key}={value!r}\n" for key, value in env.items()))
     text = re.sub(r"^(\s*)PATH=.*$", rf"\1PATH={bin_dir}:/usr/bin:/bin", text, flags=re.MULTILINE)
     text = text.replace("/etc/default/logjam", str(defaults))
     subprocess.run([*shell, text], check=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
@@ -389,6 +585,56 @@ def test_syslog_ng_expands_the_name_in_utc():
     assert re.search(r'^\s*local-time-zone\("UTC"\)', destination, re.MULTILINE)
     assert not re.search(r"\$\{?(S_|C_)?(YEAR|MONTH|DAY|HOUR)\b", destination), \
         "use the R_ (received) macros"
+
+
+# The two examples must name a program's files alike, or switching daemons
+# splits a stream in two. Each daemon's rules are modelled below from its
+# documentation, and the patterns are read from the shipped files.
+SYSLOG_TAGS = [
+    # (the syslog tag, the PREFIX of the files both write, or None: skipped)
+    ("postfix/smtpd[1234]:", "postfix"),
+    ("postfix/qmgr[99]:", "postfix"),
+    ("flask-requests:", "flask-requests"),
+    ("CRON[5]:", "CRON"),
+    ("app/a/b:", "app"),
+    ("/usr/sbin/cron[1]:", None),
+    ("[12]:", None),
+]
+
+
+def rsyslog_prefix(tag: str) -> str | None:
+    # programname: the tag up to the first ":", "[", "/" or non-printable
+    # character (parser.permitSlashInProgramName off, the default).
+    text = RSYSLOG_CONF.read_text()
+    assert not re.search(r"^[^#]*permitSlashInProgramName", text, re.MULTILINE | re.IGNORECASE)
+    assert '$programname != ""' in text
+    assert "%programname:::secpath-replace%-" in rsyslog_template()
+    name = re.match(r"[^:\[/\x00-\x1f\x7f]*", tag).group(0)
+    return name.replace("/", "_") or None
+
+
+def syslog_ng_prefix(tag: str) -> str | None:
+    # PROGRAM: the tag up to "[" or ":"; then the filter, the rewrite and
+    # $(sanitize), which turns "/" and control characters into "_".
+    text = SYSLOG_NG_CONF.read_text()
+    program = re.match(r"[^\[:]*", tag).group(0)
+    wanted = re.search(r'filter f_logjam \{[^}]*\bprogram\("([^"]+)"\)', text).group(1)
+    if not program or not re.search(wanted, program):
+        return None
+    pattern, replacement = re.search(r'subst\("([^"]+)", "([^"]*)", value\("PROGRAM"\)\)', text).groups()
+    assert re.search(r"log \{[^}]*filter\(f_logjam\);\s*rewrite\(r_logjam_program\);\s*destination", text)
+    program = re.sub(pattern, replacement, program, count=1)
+    assert "$(sanitize ${PROGRAM})-" in syslog_ng_destination()
+    return re.sub(r"[/\x00-\x1f]", "_", program) or None
+
+
+@pytest.mark.parametrize(("tag", "prefix"), SYSLOG_TAGS)
+def test_rsyslog_and_syslog_ng_name_a_program_the_same(tag, prefix):
+    assert rsyslog_prefix(tag) == prefix
+    assert syslog_ng_prefix(tag) == prefix
+    if prefix is not None:
+        logfile = parse_filename(f"{prefix}-20130727T1300Z.log")
+        assert logfile is not None and logfile.prefix == prefix
 
 
 # When the daemons are installed, their own checkers get the last word.
