@@ -31,7 +31,7 @@ from logjam.catalog import ArchivedKey, KeyMatcher, Query, listing_prefixes, par
 from logjam.codecs import CORRUPT_STREAM_ERRORS, Codec, codec_for_filename
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
 from logjam.integrity import METADATA_SHA256, file_fingerprint
-from logjam.service import LOG_LEVELS, configure_logging
+from logjam.service import LOG_LEVELS, ArgumentParser, configure_logging
 from logjam.template import KeyTemplate
 from logjam.uploaders import Download, _enter, _key_components, _remove_own_stale_temps, get_uploader
 
@@ -250,7 +250,7 @@ def emit(source: BinaryIO, codec: Codec | None, out: BinaryIO, where: str) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="Write the archived hours of chosen streams to stdout (decompressed, in time order), "
                     "or to a directory, each checked against its fingerprint first.",
