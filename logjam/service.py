@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -123,7 +124,7 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())  # one line, whatever argparse built
         self.exit(ExitStatus.USAGE,
-                  f"{self.prog}: error: {message}\nTry '{self.prog} --help' for more information.\n")
+                  f"{self.prog}: error: {one_line(message)}\nTry '{self.prog} --help' for more information.\n")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,6 +178,27 @@ def fields(event: str, **values: object) -> dict[str, dict[str, object]]:
     return {"logjam_fields": {"event": event, **{key: value for key, value in values.items() if value is not None}}}
 
 
+# Control characters a file name may hold: in a log line or an error line
+# they would end the line (and could forge the next one) or move the cursor.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """Takes a message. Returns it with control characters (newlines, tabs,
+    escapes, U+2028) written as backslash escapes, so that it stays one line."""
+    return text.translate(_CONTROLS)
+
+
+class LineFormatter(logging.Formatter):
+    """The plain format: one line per record, whatever names it mentions
+    (a traceback, shown only with --log-level debug, follows as is)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per line, for log pipelines (--log-format json), with
     the structured fields of logjam's per-file events (see fields())."""
@@ -206,7 +228,7 @@ def configure_logging(level: str, *, stream=None, json_format: bool = False) -> 
             sys.stderr.reconfigure(errors="backslashreplace")
         stream = sys.stderr
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSONFormatter() if json_format else logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JSONFormatter() if json_format else LineFormatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -281,19 +303,48 @@ def install_signal_handlers(stop: Stop, *, once: bool) -> None:
     STOP_GRACE seconds, so a service stop never takes longer than 5 s.
     """
 
+    global _signal_target
+    _signal_target = (stop, once)
+    write_fd = _signal_relay()
+
     def handle(received: int, frame) -> None:
-        first = not stop.event.is_set()
-        stop.request(received)
-        status = 128 + received if once else ExitStatus.SUCCESS
-        if first:
-            threading.Thread(target=_watchdog, args=(status,), daemon=True).start()
-        else:  # a second signal: stop now
-            _force_exit(status)
+        os.write(write_fd, bytes([received]))  # no lock, nothing but a write
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handle)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, handle)
+
+
+# The handler only writes the signal's number to a pipe; a thread acts on
+# it. Python runs handlers in the main thread between bytecodes, and
+# Event.set() takes the lock that Event.wait() holds for an instant in that
+# same thread: a signal arriving then would deadlock the process (seen: a
+# SIGTERM during --splay, under load, was never acted on). One pipe and one
+# thread per process, acting for the Stop installed last.
+_signal_target: tuple[Stop, bool] | None = None
+
+
+@functools.cache
+def _signal_relay() -> int:
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    threading.Thread(target=_act_on_signals, args=(read_fd,), daemon=True, name="logjam-signals").start()
+    return write_fd
+
+
+def _act_on_signals(read_fd: int) -> None:
+    while received := os.read(read_fd, 1):
+        if _signal_target is None:
+            continue
+        stop, once = _signal_target
+        signum = received[0]
+        first = not stop.event.is_set()
+        stop.request(signum)
+        status = 128 + signum if once else ExitStatus.SUCCESS
+        if first:
+            threading.Thread(target=_watchdog, args=(status,), daemon=True).start()
+        else:  # a second signal: stop now
+            _force_exit(status)
 
 
 def _watchdog(status: int) -> None:
@@ -569,7 +620,7 @@ def main_runner(
         _log_stop(prog, interrupted.signum, status)
         return status
     except LogjamError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
         capture_message(f"{prog}: error: {error}")
         return error.exit_status
     except Exception as error:

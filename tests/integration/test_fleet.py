@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -52,13 +54,17 @@ def test_sigterm_during_the_splay_stops_at_once(archive, dest, once, status):
     )
     try:
         # The process says it is waiting once its signal handlers are in place.
-        for line in process.stderr:
-            if "before the first pass (--splay)" in line:
-                break
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+        seen = []
+        while not any("before the first pass (--splay)" in line for line in seen):
+            seen.append(lines.get(timeout=30))
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        stderr = process.stderr.read()
         process.wait(timeout=10)
+        stderr = "".join(seen)
+        while not lines.empty():
+            stderr += lines.get()
     finally:
         if process.poll() is None:
             process.kill()
@@ -180,7 +186,7 @@ def test_splay_is_an_option_of_both_commands(tmp_path, capsys):
     for module in (compress, upload):
         assert "--splay" in module.build_parser().format_help()
     assert compress.main(["--once", "--splay", "-5", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+    assert capsys.readouterr().err.strip().splitlines()[0] == \
         "logjam-compress: error: argument --splay: must be 0 or more seconds: '-5'"
     assert os.listdir(tmp_path) == []
 
