@@ -400,18 +400,23 @@ class Verdict:
 
 
 def judge(remote: RemoteObject | None, expected: Fingerprint, *,
-          local_md5: Callable[[], str | None] = lambda: None) -> Verdict:
+          local_md5: Callable[[], str | None] = lambda: None, thorough: bool = False) -> Verdict:
     """Takes what a destination holds at a key and the file's fingerprint.
     Returns whether the object proves it holds the file. Only a fingerprint
     proves it: logjam's sha256 metadata, a full-object SHA-256 checksum, or a
     plain MD5 ETag compared with the local bytes (local_md5). A size alone
-    proves nothing."""
+    proves nothing, and any evidence that contradicts wins over any that
+    agrees: metadata is only what the writer said (a copy or a re-PUT
+    carries it along), the checksum and the ETag are what the store computed.
+
+    local_md5 reads the whole local file. It is called when the ETag is a
+    plain MD5 and nothing else contradicts already, and either thorough
+    (retention, before deleting) or no store-computed SHA-256 checksum
+    vouches for the bytes (metadata would otherwise be the only proof)."""
     if remote is None:
         return Verdict(Proof.MISSING, "missing at the destination")
     if remote.size != expected.size:
         return Verdict(Proof.DIFFERENT, f"size is {remote.size}, recorded {expected.size}")
-    # What the store computed itself outranks metadata, which a copy carries
-    # along: any fingerprint that disagrees means other bytes.
     proofs = []
     if remote.sha256 is not None:
         proofs.append(("SHA-256 checksum", remote.sha256, expected.sha256))
@@ -425,23 +430,26 @@ def judge(remote: RemoteObject | None, expected: Fingerprint, *,
     for what, found, recorded in proofs:
         if found != recorded:
             return Verdict(Proof.DIFFERENT, f"{what} is {found}, recorded {recorded}")
-    if proofs:
-        return Verdict(Proof.CONFIRMED, f"{proofs[0][0]} matches")
-    if remote.md5 is not None:
+    if remote.md5 is not None and (thorough or remote.sha256 is None):
         mine = local_md5()
         if mine is not None:
             if remote.md5 != mine:
-                return Verdict(Proof.DIFFERENT, "MD5 ETag is not the local file's")
-            return Verdict(Proof.CONFIRMED, "MD5 ETag matches")
+                also = f" (although its {proofs[0][0]} matches)" if proofs else ""
+                return Verdict(Proof.DIFFERENT, f"MD5 ETag is not the local file's{also}")
+            proofs.append(("MD5 ETag", remote.md5, mine))
+    if proofs:
+        return Verdict(Proof.CONFIRMED, f"{proofs[0][0]} matches")
     return Verdict(Proof.UNCONFIRMED, "not confirmed: the object carries no checksum that proves it holds this file")
 
 
 def prove(uploader: Uploader, confirmation: Confirmation, *, archive_fd: int | None = None, name: str | None = None,
-          check_stop: Callable[[], None] = lambda: None) -> Verdict:
+          check_stop: Callable[[], None] = lambda: None, md5: str | None = None,
+          thorough: bool = False) -> Verdict:
     """Asks the destination whether it holds the file confirmed there (one
     HEAD; for file:// the stored copy is read and hashed). The local file
-    (archive_fd, name), when there, answers an MD5 ETag. The one rule for
-    retention, --verify and logjam-status --check."""
+    (archive_fd, name), when there, answers an MD5 ETag (md5, if the caller
+    has it already); thorough (retention) always compares an MD5 ETag, see
+    judge. The one rule for retention, --verify and logjam-status --check."""
     remote = uploader.head(confirmation.key)
     if remote is not None and confirmation.destination.scheme in READ_BACK_SCHEMES \
             and remote.size == confirmation.fingerprint.size:
@@ -456,8 +464,13 @@ def prove(uploader: Uploader, confirmation: Confirmation, *, archive_fd: int | N
             return Verdict(Proof.UNCONFIRMED, f"cannot read the stored copy: {error}")
         else:
             remote = RemoteObject(found.size, {METADATA_SHA256: found.sha256})
-    return judge(remote, confirmation.fingerprint,
-                 local_md5=lambda: local_md5(archive_fd, name) if archive_fd is not None and name else None)
+
+    def mine() -> str | None:
+        if md5 is not None:
+            return md5
+        return local_md5(archive_fd, name) if archive_fd is not None and name else None
+
+    return judge(remote, confirmation.fingerprint, local_md5=mine, thorough=thorough)
 
 
 def local_md5(archive_fd: int, name: str) -> str | None:

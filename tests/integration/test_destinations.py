@@ -240,3 +240,41 @@ def test_a_file_copy_replaced_by_other_bytes_of_the_same_size_is_no_proof(archiv
     assert (archive / OLD).read_bytes() == data
     assert tree(dest) == {OLD_KEY: bytes(len(data)),
                           "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": data}
+
+
+def test_matching_metadata_on_other_bytes_is_different_not_confirmed(
+        s3_store, archive, monkeypatch, run_upload, run_status):
+    # Review item 3: the object re-PUT with other bytes of the same size and
+    # the original logjam metadata. Its plain MD5 ETag contradicts the local
+    # file: that wins over the metadata, on both stores.
+    for name, value in s3_store.credentials.items():
+        monkeypatch.setenv(name, value)
+    data = gzip.compress(os.urandom(3000))
+    (archive / OLD).write_bytes(data)
+    s3 = ("--endpoint-url", s3_store.endpoint)
+    uri = f"s3://{s3_store.bucket}/{TEMPLATE}"
+    assert run_upload(*s3, archive, uri)[0] == 0
+    client, bucket = s3_store.client, s3_store.bucket
+    metadata = client.head_object(Bucket=bucket, Key=OLD_KEY)["Metadata"]
+    other = os.urandom(len(data))
+    client.put_object(Bucket=bucket, Key=OLD_KEY, Body=other, Metadata=metadata)
+    assert client.head_object(Bucket=bucket, Key=OLD_KEY)["Metadata"] == metadata
+
+    status, err = run_upload(*s3, "--verify", archive, uri)
+    assert status == 1, err
+    assert f"{OLD}: s3://{bucket}/{OLD_KEY}: MD5 ETag is not the local file's (although its sha256 metadata matches)" in err
+
+    code, out, err = run_status("--json", "--check", uri, *s3, archive.parent)
+    assert code == 1, err
+    assert json.loads(out)[0]["streams"][0]["missing"]["files"] == 1
+    assert "MD5 ETag is not the local file's" in err
+
+    status, err = run_upload(*s3, "--delete-uploaded-after", "1d", archive, uri)
+
+    assert status == 0, err
+    assert (archive / OLD).read_bytes() == data  # the only good copy is kept ...
+    assert "is missing (or changed) at the destination; kept" in err
+    # ... and sent again beside the impostor, not "found already uploaded" there.
+    duplicate = "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"
+    assert s3_store.objects() == {OLD_KEY: other, duplicate: data}
+    assert marker(archive).confirmations[0].key == duplicate
