@@ -356,6 +356,17 @@ class Standing:
         return standing
 
 
+def only_elsewhere(entries: Iterable[LedgerEntry], destination: Destination, *, any_here: bool) -> str:
+    """The one line --verify and logjam-status --check give for kept files
+    recorded as uploaded only to other destinations (a mistyped or wrong
+    URI, or a backlog not yet sent here): they are missing at destination."""
+    entries = list(entries)
+    places = sorted({str(c.destination) for entry in entries for c in entry.confirmations})
+    count = f"{len(entries)} file{'s are' if len(entries) != 1 else ' is'}"
+    where = "none at" if not any_here else "not at"
+    return f"{count} recorded as uploaded only to {', '.join(places)}; {where} {destination}"
+
+
 def _read_marker(ledger_fd: int, name: str) -> bytes:
     try:
         fd, _info = fsutil.open_regular(ledger_fd, name)  # never a FIFO: opening one releases its writer

@@ -33,6 +33,7 @@ from logjam.ledger import (
     MarkerError,
     Proof,
     Standing,
+    only_elsewhere,
     prove,
 )
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
@@ -368,7 +369,9 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
         names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
         job.uploader.connect()
         job.uploader.check_destination()
+        archived = set(os.listdir(archive_fd))
         problems = skipped = 0
+        elsewhere = []
         for name in names:
             check_stop()
             try:
@@ -383,8 +386,10 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
             confirmation = entry.at(destination)
             if confirmation is None:
                 skipped += 1
-                log.warning("%s: recorded for another destination (%s); not checked",
-                            name, ", ".join(str(c.destination) for c in entry.confirmations))
+                if name in archived:  # kept, yet not uploaded here: missing at this destination
+                    elsewhere.append(entry)
+                log.debug("%s: recorded for another destination (%s); not checked",
+                          name, ", ".join(str(c.destination) for c in entry.confirmations))
                 continue
             problem = _verify_one(job.uploader, confirmation, archive_fd, name, full=full, check_stop=check_stop)
             if problem:
@@ -393,6 +398,9 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
             else:
                 log.debug("%s: %s: ok", name, confirmation.location)
         checked = len(names) - skipped
+        if elsewhere:
+            problems += len(elsewhere)
+            log.error("%s: %s", job.archive_dir, only_elsewhere(elsewhere, destination, any_here=checked > 0))
         log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
                  checked, len(names), "full" if full else "head", problems, skipped)
         return problems == 0

@@ -278,3 +278,39 @@ def test_matching_metadata_on_other_bytes_is_different_not_confirmed(
     duplicate = "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"
     assert s3_store.objects() == {OLD_KEY: other, duplicate: data}
     assert marker(archive).confirmations[0].key == duplicate
+
+
+def test_a_wrong_destination_is_not_a_passing_check(archive, dest, tmp_path, run_upload, run_status):
+    # Review item 9: --verify and --check against a destination nothing was
+    # uploaded to (a typo'd bucket or root) found "0 of 3 verified" and exited 0.
+    for hour in ("10", "11", "12"):
+        (archive / f"db-20130727T{hour}00Z.log.gz").write_bytes(gzip.compress(hour.encode()))
+    assert run_upload(archive, f"file://{dest}/{TEMPLATE}")[0] == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    wrong = f"file://{other}/{TEMPLATE}"
+    line = f"3 files are recorded as uploaded only to file://{dest}; none at file://{other}"
+
+    status, err = run_upload("--verify", archive, wrong)
+    assert status == 1, err
+    assert f"ERROR {archive}: {line}\n" in err
+    assert err.count("\n") == 2, err  # that line and the summary, not one line per file
+
+    code, out, err = run_status("--json", "--check", wrong, archive.parent)
+    assert code == 1
+    assert err == f"logjam-status: {archive}: {line}\n"
+    assert json.loads(out)[0]["streams"][0]["elsewhere"] == {"files": 3, "bytes": sum(
+        (archive / name).stat().st_size for name in os.listdir(archive) if name.endswith(".gz"))}
+
+    # The right destination still passes; once one file is sent to the other
+    # destination too, the other two are "not at" it.
+    assert run_upload("--verify", archive, f"file://{dest}/{TEMPLATE}")[0] == 0
+    assert run_status("--check", f"file://{dest}/{TEMPLATE}", archive.parent)[0] == 0
+    os.rename(archive / "db-20130727T1100Z.log.gz", tmp_path / "aside")
+    os.rename(archive / "db-20130727T1200Z.log.gz", tmp_path / "aside2")
+    assert run_upload(archive, wrong)[0] == 0
+    os.rename(tmp_path / "aside", archive / "db-20130727T1100Z.log.gz")
+    os.rename(tmp_path / "aside2", archive / "db-20130727T1200Z.log.gz")
+    status, err = run_upload("--verify", archive, wrong)
+    assert status == 1
+    assert f"2 files are recorded as uploaded only to file://{dest}; not at file://{other}" in err
