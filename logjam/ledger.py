@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import hashlib
 import json
 import os
+import stat
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -244,10 +246,7 @@ class Ledger:
         if fd is None:
             return set()
         try:
-            names = os.listdir(fd)
-            if clean:
-                fsutil.remove_stale_temp_files(fd, names)
-            return {name for name in names if not fsutil.is_temp_name(name)}
+            return set(self._names(fd, clean=clean))
         finally:
             os.close(fd)
 
@@ -264,18 +263,48 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def entries(self, names: Iterable[str]) -> dict[str, LedgerEntry | MarkerError]:
-        """The entries of names that have a marker; a bad marker as its MarkerError."""
+    def entries(self, names: Iterable[str] | None = None, *,
+                clean: bool = False) -> dict[str, LedgerEntry | MarkerError]:
+        """The entries of names (default: every marker) that have a marker; a
+        bad marker as its MarkerError. One pass over the ledger directory,
+        opened once: this is what an idle pass costs (see Standing.of). With
+        clean (under the archive's lock), stale temporary markers go first."""
         result: dict[str, LedgerEntry | MarkerError] = {}
-        for name in names:
-            try:
-                entry = self.read(name)
-            except MarkerError as error:
-                result[name] = error
-                continue
-            if entry is not None:
-                result[name] = entry
+        fd = self._open()
+        if fd is None:
+            return result
+        try:
+            regular = self._scan(fd, clean=clean) if names is None else dict.fromkeys(names, False)
+            for name, listed in regular.items():
+                try:
+                    if listed is None:
+                        raise MarkerError("marker is not a regular file")
+                    result[name] = LedgerEntry.from_bytes(name, _read_marker(fd, name, listed=listed))
+                except FileNotFoundError:
+                    continue  # removed since the listing
+                except MarkerError as error:
+                    result[name] = error
+        finally:
+            os.close(fd)
         return result
+
+    @staticmethod
+    def _names(fd: int, *, clean: bool) -> list[str]:
+        names = os.listdir(fd)
+        if clean:
+            fsutil.remove_stale_temp_files(fd, names)
+        return [name for name in names if not fsutil.is_temp_name(name)]
+
+    @staticmethod
+    def _scan(fd: int, *, clean: bool) -> dict[str, bool | None]:
+        # Each marker's name -> True if the listing shows a regular file
+        # (d_type: no system call), None if it shows anything else.
+        with os.scandir(fd) as listing:
+            kinds = {entry.name: True if entry.is_file(follow_symlinks=False) else None for entry in listing}
+        if clean:
+            for name in fsutil.remove_stale_temp_files(fd, list(kinds)):
+                del kinds[name]
+        return {name: kind for name, kind in kinds.items() if not fsutil.is_temp_name(name)}
 
     def record(self, name: str, confirmation: Confirmation, *, source: os.stat_result) -> None:
         """Durably records name as confirmed at confirmation's destination,
@@ -346,7 +375,7 @@ class Standing:
         """Reads every marker once. With clean (under the archive's lock),
         stale temporary markers are removed first."""
         standing = cls()
-        for name, entry in ledger.entries(ledger.names(clean=clean)).items():
+        for name, entry in ledger.entries(clean=clean).items():
             if isinstance(entry, MarkerError):
                 standing.bad[name] = entry
             elif (confirmation := entry.at(destination)) is not None:
@@ -367,17 +396,32 @@ def only_elsewhere(entries: Iterable[LedgerEntry], destination: Destination, *, 
     return f"{count} recorded as uploaded only to {', '.join(places)}; {where} {destination}"
 
 
-def _read_marker(ledger_fd: int, name: str) -> bytes:
+def _read_marker(ledger_fd: int, name: str, *, listed: bool = False) -> bytes:
+    # The idle pass reads every marker: four system calls each (open, fstat,
+    # read, close) and a buffer of the marker's size, not MAX_MARKER_SIZE.
+    # Never a FIFO (opening one releases its writer): the caller knows the
+    # entry is a regular file from the directory listing (listed) or an
+    # lstat; O_NOFOLLOW|O_NONBLOCK and the fstat close the gap.
+    if not listed:
+        mode = os.stat(name, dir_fd=ledger_fd, follow_symlinks=False).st_mode
+        if not stat.S_ISREG(mode):
+            raise MarkerError("marker is not a regular file")
     try:
-        fd, _info = fsutil.open_regular(ledger_fd, name)  # never a FIFO: opening one releases its writer
+        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=ledger_fd)
     except FileNotFoundError:
         raise
-    except Skipped:
-        raise MarkerError("marker is not a regular file") from None
     except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise MarkerError("marker is not a regular file") from None
         raise MarkerError(f"cannot read marker: {error.strerror}") from None
     try:
-        data = os.read(fd, MAX_MARKER_SIZE)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MarkerError("marker is not a regular file")
+        want = min(info.st_size + 1, MAX_MARKER_SIZE)
+        data = os.read(fd, want)  # short: the end of the file
+        if len(data) == want < MAX_MARKER_SIZE:  # grown since the fstat
+            data += os.read(fd, MAX_MARKER_SIZE - want)
     except OSError as error:
         raise MarkerError(f"cannot read marker: {error.strerror}") from None
     finally:

@@ -114,7 +114,7 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
     destination = Destination.of(uploader) if uploader is not None else None
     try:
         archived = os.listdir(archive_fd)
-        entries = ledger.entries(ledger.names(clean=False))
+        entries = ledger.entries()
     except OSError as error:
         # Guessing "nothing uploaded" would misreport every file.
         raise UsageError(f"{archive}/{LEDGER_DIRNAME}: {error.strerror} (run as the user logjam-upload runs as)") from None
