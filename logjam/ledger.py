@@ -291,29 +291,28 @@ class Ledger:
         return result
 
     def contents(self, names: Iterable[str] | None = None, *,
-                 clean: bool = False) -> list[tuple[str, bytes | MarkerError]]:
+                 clean: bool = False) -> Iterator[tuple[str, bytes | MarkerError]]:
         """The bytes of each marker of names (default: every marker), or why
         it cannot be read: the ledger directory opened once, the listing's
         file types trusted (no stat), then open, fstat, read, close each.
         This is what an idle pass costs (see Standing.of)."""
-        result: list[tuple[str, bytes | MarkerError]] = []
         fd = self._open()
         if fd is None:
-            return result
+            return
         try:
             regular = self._scan(fd, clean=clean) if names is None else dict.fromkeys(names, False)
             for name, listed in regular.items():
                 try:
                     if listed is None:
                         raise MarkerError("marker is not a regular file")
-                    result.append((name, _read_marker(fd, name, listed=listed)))
+                    data: bytes | MarkerError = _read_marker(fd, name, listed=listed)
                 except FileNotFoundError:
                     continue  # removed since the listing
                 except MarkerError as error:
-                    result.append((name, error))
+                    data = error
+                yield name, data
         finally:
             os.close(fd)
-        return result
 
     @staticmethod
     def _names(fd: int, *, clean: bool) -> list[str]:
