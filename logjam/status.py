@@ -146,14 +146,15 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
                 by = status.destinations.setdefault(str(recorded.destination), Tally())
                 by.files += 1
                 by.bytes += size
+        elsewhere = None
         if destination is not None:
-            status.elsewhere = status.elsewhere or Tally()
+            elsewhere = status.elsewhere = status.elsewhere or Tally()
         if confirmation is None:
             status.waiting(logfile.timestamp)
-            if entry is not None and destination is not None:  # kept, uploaded only elsewhere: not here
+            if entry is not None and elsewhere is not None:  # kept, uploaded only elsewhere: not here
                 only_elsewhere_entries.append(entry)
-                status.elsewhere.files += 1
-                status.elsewhere.bytes += size
+                elsewhere.files += 1
+                elsewhere.bytes += size
             continue
         if uploader is None:
             continue
