@@ -558,38 +558,56 @@ def bench_upload(args, work: Path, s3: MotoServer, proxy: S3Proxy, table: Table)
 # -- 3. idle pass -------------------------------------------------------------------
 
 def bench_idle(args, work: Path, s3: MotoServer, proxy: S3Proxy, table: Table) -> dict:
+    """Every archived file has a real marker, as logjam-upload writes it,
+    confirming it at this run's destination (an empty marker counts as not
+    uploaded, so the pass would upload everything)."""
+    import hashlib
+
+    from logjam.integrity import Fingerprint
+    from logjam.ledger import Confirmation, Destination, LedgerEntry, normalise_endpoint
+
     log_dir = work / "idle"
     archive = log_dir / "archive"
     ledger = archive / ".uploaded"
     ledger.mkdir(parents=True)
+    bucket = s3.bucket()
+    destination = Destination("s3", bucket, normalise_endpoint(proxy.url))
+    print_ = Fingerprint(1, hashlib.sha256(b"x").hexdigest())
     start = time.perf_counter()
     for i in range(args.idle_files):
         name = hour_name(f"svc{i % 100:02d}", i // 100, ".log.gz")
         fd = os.open(archive / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.write(fd, b"x")
         os.close(fd)
-        os.close(os.open(ledger / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        key = f"svc{i % 100:02d}/{name}"
+        marker = LedgerEntry(name, (Confirmation(destination, key, print_, f"s3://{bucket}/{key}"),)).to_bytes()
+        fd = os.open(ledger / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, marker)
+        os.close(fd)
     progress(f"  made {args.idle_files} archived files and markers in {time.perf_counter() - start:.1f} s")
-    bucket = s3.bucket()
-    uploads, compresses = [], []
+    uploads, compresses, statuses = [], [], []
     for rep in range(args.reps):
         proxy.clear()
         result = run(upload_argv(archive, bucket, proxy.url))
         result.requests = len(proxy.calls())
         uploads.append(result)
         compresses.append(run([tool("logjam-compress"), "--once", "--log-level", "warning", str(log_dir)]))
+        statuses.append(run([tool("logjam-status"), "--json", str(log_dir)]))
         progress(f"  idle rep {rep + 1}: upload {uploads[-1].seconds:.2f} s ({result.requests} requests), "
-                 f"compress {compresses[-1].seconds:.2f} s")
+                 f"compress {compresses[-1].seconds:.2f} s, status {statuses[-1].seconds:.2f} s")
     shutil.rmtree(log_dir)
-    up, comp = median_run(uploads), median_run(compresses)
+    up, comp, status = median_run(uploads), median_run(compresses), median_run(statuses)
     requests = max(r.requests for r in uploads)
     table.row(f"  logjam-upload --once ({args.idle_files:,} uploaded)", seconds=up.seconds,
               **{"CPU s": up.cpu, "requests": requests, "RSS MB": up.rss_mb},
               comparison=f"{1e6 * up.seconds / args.idle_files:.1f} us per file")
     table.row(f"  logjam-compress --once ({args.idle_files:,} archived)", seconds=comp.seconds,
               **{"CPU s": comp.cpu, "RSS MB": comp.rss_mb}, comparison="no new logs")
+    table.row(f"  logjam-status ({args.idle_files:,} uploaded)", seconds=status.seconds,
+              **{"CPU s": status.cpu, "RSS MB": status.rss_mb}, comparison="local state only")
     result = {"files": args.idle_files, "upload_seconds": up.seconds, "upload_requests": requests,
-              "upload_rss_mb": up.rss_mb, "compress_seconds": comp.seconds, "compress_rss_mb": comp.rss_mb}
+              "upload_rss_mb": up.rss_mb, "compress_seconds": comp.seconds, "compress_rss_mb": comp.rss_mb,
+              "status_seconds": status.seconds, "status_rss_mb": status.rss_mb}
     table.raw["idle"] = result
     return result
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
+import gc
 import hashlib
 import json
 import os
+import stat
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from logjam import fsutil
@@ -244,10 +247,7 @@ class Ledger:
         if fd is None:
             return set()
         try:
-            names = os.listdir(fd)
-            if clean:
-                fsutil.remove_stale_temp_files(fd, names)
-            return {name for name in names if not fsutil.is_temp_name(name)}
+            return set(self._names(fd, clean=clean))
         finally:
             os.close(fd)
 
@@ -264,18 +264,73 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def entries(self, names: Iterable[str]) -> dict[str, LedgerEntry | MarkerError]:
-        """The entries of names that have a marker; a bad marker as its MarkerError."""
+    def entries(self, names: Iterable[str] | None = None, *,
+                clean: bool = False) -> dict[str, LedgerEntry | MarkerError]:
+        """The entries of names (default: every marker) that have a marker; a
+        bad marker as its MarkerError. One pass over the ledger directory,
+        opened once. With clean (under the archive's lock), stale temporary
+        markers go first."""
         result: dict[str, LedgerEntry | MarkerError] = {}
-        for name in names:
-            try:
-                entry = self.read(name)
-            except MarkerError as error:
-                result[name] = error
-                continue
-            if entry is not None:
-                result[name] = entry
+        # Without the cyclic collector while the entries pile up: they make no
+        # cycles, and its runs over every object kept so far cost more than
+        # the parsing (a third of logjam-status over 100,000 files).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for name, data in self.contents(names, clean=clean):
+                if isinstance(data, MarkerError):
+                    result[name] = data
+                    continue
+                try:
+                    result[name] = LedgerEntry.from_bytes(name, data)
+                except MarkerError as error:
+                    result[name] = error
+        finally:
+            if collecting:
+                gc.enable()
         return result
+
+    def contents(self, names: Iterable[str] | None = None, *,
+                 clean: bool = False) -> Iterator[tuple[str, bytes | MarkerError]]:
+        """The bytes of each marker of names (default: every marker), or why
+        it cannot be read: the ledger directory opened once, the listing's
+        file types trusted (no stat), then open, fstat, read, close each.
+        This is what an idle pass costs (see Standing.of)."""
+        fd = self._open()
+        if fd is None:
+            return
+        try:
+            regular = self._scan(fd, clean=clean) if names is None else dict.fromkeys(names, False)
+            for name, listed in regular.items():
+                try:
+                    if listed is None:
+                        raise MarkerError("marker is not a regular file")
+                    data: bytes | MarkerError = _read_marker(fd, name, listed=listed)
+                except FileNotFoundError:
+                    continue  # removed since the listing
+                except MarkerError as error:
+                    data = error
+                yield name, data
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _names(fd: int, *, clean: bool) -> list[str]:
+        names = os.listdir(fd)
+        if clean:
+            fsutil.remove_stale_temp_files(fd, names)
+        return [name for name in names if not fsutil.is_temp_name(name)]
+
+    @staticmethod
+    def _scan(fd: int, *, clean: bool) -> dict[str, bool | None]:
+        # Each marker's name -> True if the listing shows a regular file
+        # (d_type: no system call), None if it shows anything else.
+        with os.scandir(fd) as listing:
+            kinds = {entry.name: True if entry.is_file(follow_symlinks=False) else None for entry in listing}
+        if clean:
+            for name in fsutil.remove_stale_temp_files(fd, list(kinds)):
+                del kinds[name]
+        return {name: kind for name, kind in kinds.items() if not fsutil.is_temp_name(name)}
 
     def record(self, name: str, confirmation: Confirmation, *, source: os.stat_result) -> None:
         """Durably records name as confirmed at confirmation's destination,
@@ -333,40 +388,126 @@ class Ledger:
             os.close(fd)
 
 
+class Confirmations(Mapping[str, Confirmation]):
+    """The confirmations at one destination, by name, parsed when asked for:
+    an idle pass needs only the names (what not to upload)."""
+
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
+        self._markers: dict[str, bytes | Confirmation] = {}
+
+    def add(self, name: str, marker: bytes | Confirmation) -> None:
+        self._markers[name] = marker
+
+    def __getitem__(self, name: str) -> Confirmation:
+        marker = self._markers[name]
+        if isinstance(marker, Confirmation):
+            return marker
+        confirmation = LedgerEntry.from_bytes(name, marker).at(self.destination)
+        if confirmation is None:  # cannot be: the signature was found (see Standing.of)
+            raise MarkerError(f"marker names no confirmation at {self.destination}")
+        self._markers[name] = confirmation
+        return confirmation
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._markers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._markers)
+
+    def __len__(self) -> int:
+        return len(self._markers)
+
+
 @dataclass
 class Standing:
     """The ledger as one destination sees it."""
 
-    here: dict[str, Confirmation] = field(default_factory=dict)  # confirmed at this destination
+    here: Confirmations  # confirmed at this destination
     elsewhere: dict[str, LedgerEntry] = field(default_factory=dict)  # confirmed only at others
     bad: dict[str, MarkerError] = field(default_factory=dict)  # markers that count for nothing
 
     @classmethod
     def of(cls, ledger: Ledger, destination: Destination, *, clean: bool = True) -> Standing:
         """Reads every marker once. With clean (under the archive's lock),
-        stale temporary markers are removed first."""
-        standing = cls()
-        for name, entry in ledger.entries(ledger.names(clean=clean)).items():
-            if isinstance(entry, MarkerError):
-                standing.bad[name] = entry
-            elif (confirmation := entry.at(destination)) is not None:
-                standing.here[name] = confirmation
+        stale temporary markers are removed first.
+
+        The idle pass: a marker as this version writes it (complete, and
+        holding this destination's scheme, endpoint and bucket as
+        LedgerEntry.to_bytes lays them out) is taken as confirmed here
+        without parsing; its Confirmation is parsed when asked for. The
+        layout has raw newlines between fields, which JSON strings cannot
+        hold, so the signature cannot come from inside a name or a key.
+        Anything else is parsed in full."""
+        standing = cls(Confirmations(destination))
+        signature = _signature(destination)
+        for name, data in ledger.contents(clean=clean):
+            if isinstance(data, MarkerError):
+                standing.bad[name] = data
+                continue
+            if data.startswith(_HEADER) and data.endswith(_TRAILER) and signature in data:
+                standing.here.add(name, data)
+                continue
+            try:
+                entry = LedgerEntry.from_bytes(name, data)
+            except MarkerError as error:
+                standing.bad[name] = error
+                continue
+            if (confirmation := entry.at(destination)) is not None:
+                standing.here.add(name, confirmation)
             else:
                 standing.elsewhere[name] = entry
         return standing
 
 
-def _read_marker(ledger_fd: int, name: str) -> bytes:
+_HEADER = b'{\n "format": "logjam-ledger/2",\n "uploads": [\n'
+_TRAILER = b"\n ]\n}\n"
+
+
+def _signature(destination: Destination) -> bytes:
+    """How LedgerEntry.to_bytes lays out a confirmation's destination."""
+    return ("\n   " + ",\n   ".join(f"{json.dumps(field)}: {json.dumps(value, ensure_ascii=True)}" for field, value in (
+        ("scheme", destination.scheme), ("endpoint", destination.endpoint), ("bucket", destination.bucket)))
+        + ",\n").encode("ascii")
+
+
+def only_elsewhere(entries: Iterable[LedgerEntry], destination: Destination, *, any_here: bool) -> str:
+    """The one line --verify and logjam-status --check give for kept files
+    recorded as uploaded only to other destinations (a mistyped or wrong
+    URI, or a backlog not yet sent here): they are missing at destination."""
+    entries = list(entries)
+    places = sorted({str(c.destination) for entry in entries for c in entry.confirmations})
+    count = f"{len(entries)} file{'s are' if len(entries) != 1 else ' is'}"
+    where = "none at" if not any_here else "not at"
+    return f"{count} recorded as uploaded only to {', '.join(places)}; {where} {destination}"
+
+
+def _read_marker(ledger_fd: int, name: str, *, listed: bool = False) -> bytes:
+    # The idle pass reads every marker: four system calls each (open, fstat,
+    # read, close) and a buffer of the marker's size, not MAX_MARKER_SIZE.
+    # Never a FIFO (opening one releases its writer): the caller knows the
+    # entry is a regular file from the directory listing (listed) or an
+    # lstat; O_NOFOLLOW|O_NONBLOCK and the fstat close the gap.
+    if not listed:
+        mode = os.stat(name, dir_fd=ledger_fd, follow_symlinks=False).st_mode
+        if not stat.S_ISREG(mode):
+            raise MarkerError("marker is not a regular file")
     try:
-        fd, _info = fsutil.open_regular(ledger_fd, name)  # never a FIFO: opening one releases its writer
+        fd = os.open(name, fsutil.READ_FLAGS, dir_fd=ledger_fd)
     except FileNotFoundError:
         raise
-    except Skipped:
-        raise MarkerError("marker is not a regular file") from None
     except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise MarkerError("marker is not a regular file") from None
         raise MarkerError(f"cannot read marker: {error.strerror}") from None
     try:
-        data = os.read(fd, MAX_MARKER_SIZE)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MarkerError("marker is not a regular file")
+        want = min(info.st_size + 1, MAX_MARKER_SIZE)
+        data = os.read(fd, want)  # short: the end of the file
+        if len(data) == want < MAX_MARKER_SIZE:  # grown since the fstat
+            data += os.read(fd, MAX_MARKER_SIZE - want)
     except OSError as error:
         raise MarkerError(f"cannot read marker: {error.strerror}") from None
     finally:
@@ -400,18 +541,23 @@ class Verdict:
 
 
 def judge(remote: RemoteObject | None, expected: Fingerprint, *,
-          local_md5: Callable[[], str | None] = lambda: None) -> Verdict:
+          local_md5: Callable[[], str | None] = lambda: None, thorough: bool = False) -> Verdict:
     """Takes what a destination holds at a key and the file's fingerprint.
     Returns whether the object proves it holds the file. Only a fingerprint
     proves it: logjam's sha256 metadata, a full-object SHA-256 checksum, or a
     plain MD5 ETag compared with the local bytes (local_md5). A size alone
-    proves nothing."""
+    proves nothing, and any evidence that contradicts wins over any that
+    agrees: metadata is only what the writer said (a copy or a re-PUT
+    carries it along), the checksum and the ETag are what the store computed.
+
+    local_md5 reads the whole local file. It is called when the ETag is a
+    plain MD5 and nothing else contradicts already, and either thorough
+    (retention, before deleting) or no store-computed SHA-256 checksum
+    vouches for the bytes (metadata would otherwise be the only proof)."""
     if remote is None:
         return Verdict(Proof.MISSING, "missing at the destination")
     if remote.size != expected.size:
         return Verdict(Proof.DIFFERENT, f"size is {remote.size}, recorded {expected.size}")
-    # What the store computed itself outranks metadata, which a copy carries
-    # along: any fingerprint that disagrees means other bytes.
     proofs = []
     if remote.sha256 is not None:
         proofs.append(("SHA-256 checksum", remote.sha256, expected.sha256))
@@ -425,23 +571,26 @@ def judge(remote: RemoteObject | None, expected: Fingerprint, *,
     for what, found, recorded in proofs:
         if found != recorded:
             return Verdict(Proof.DIFFERENT, f"{what} is {found}, recorded {recorded}")
-    if proofs:
-        return Verdict(Proof.CONFIRMED, f"{proofs[0][0]} matches")
-    if remote.md5 is not None:
+    if remote.md5 is not None and (thorough or remote.sha256 is None):
         mine = local_md5()
         if mine is not None:
             if remote.md5 != mine:
-                return Verdict(Proof.DIFFERENT, "MD5 ETag is not the local file's")
-            return Verdict(Proof.CONFIRMED, "MD5 ETag matches")
+                also = f" (although its {proofs[0][0]} matches)" if proofs else ""
+                return Verdict(Proof.DIFFERENT, f"MD5 ETag is not the local file's{also}")
+            proofs.append(("MD5 ETag", remote.md5, mine))
+    if proofs:
+        return Verdict(Proof.CONFIRMED, f"{proofs[0][0]} matches")
     return Verdict(Proof.UNCONFIRMED, "not confirmed: the object carries no checksum that proves it holds this file")
 
 
 def prove(uploader: Uploader, confirmation: Confirmation, *, archive_fd: int | None = None, name: str | None = None,
-          check_stop: Callable[[], None] = lambda: None) -> Verdict:
+          check_stop: Callable[[], None] = lambda: None, md5: str | None = None,
+          thorough: bool = False) -> Verdict:
     """Asks the destination whether it holds the file confirmed there (one
     HEAD; for file:// the stored copy is read and hashed). The local file
-    (archive_fd, name), when there, answers an MD5 ETag. The one rule for
-    retention, --verify and logjam-status --check."""
+    (archive_fd, name), when there, answers an MD5 ETag (md5, if the caller
+    has it already); thorough (retention) always compares an MD5 ETag, see
+    judge. The one rule for retention, --verify and logjam-status --check."""
     remote = uploader.head(confirmation.key)
     if remote is not None and confirmation.destination.scheme in READ_BACK_SCHEMES \
             and remote.size == confirmation.fingerprint.size:
@@ -456,8 +605,13 @@ def prove(uploader: Uploader, confirmation: Confirmation, *, archive_fd: int | N
             return Verdict(Proof.UNCONFIRMED, f"cannot read the stored copy: {error}")
         else:
             remote = RemoteObject(found.size, {METADATA_SHA256: found.sha256})
-    return judge(remote, confirmation.fingerprint,
-                 local_md5=lambda: local_md5(archive_fd, name) if archive_fd is not None and name else None)
+
+    def mine() -> str | None:
+        if md5 is not None:
+            return md5
+        return local_md5(archive_fd, name) if archive_fd is not None and name else None
+
+    return judge(remote, confirmation.fingerprint, local_md5=mine, thorough=thorough)
 
 
 def local_md5(archive_fd: int, name: str) -> str | None:

@@ -34,7 +34,7 @@ import botocore.exceptions
 
 from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
-from logjam.integrity import METADATA_SHA256
+from logjam.ledger import Proof, judge
 from logjam.s3_state import DENIED, HONOURED, IGNORED, S3State
 from logjam.service import map_concurrently
 from logjam.template import MAX_KEY_BYTES, KeyTemplate, key_problem
@@ -659,18 +659,19 @@ class S3Uploader:
 
 def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
     """Takes a HEAD response of an object of the right size. Returns whether it
-    holds local's bytes, or None when nothing in it tells."""
-    if METADATA_SHA256 in head.get("Metadata", {}):
-        return head["Metadata"][METADATA_SHA256] == local.sha256
-    sha256, md5 = _digests(head)
-    if sha256 is not None:
-        return sha256 == local.sha256
-    if md5 is not None:
+    holds local's bytes, or None when nothing in it tells. The rule is
+    ledger.judge's: any evidence that contradicts (an MD5 ETag against the
+    local bytes too) wins over metadata that agrees."""
+
+    def md5() -> str:
         digest = hashlib.md5(usedforsecurity=False)
         for chunk in fsutil.read_chunks(local.fd):
             digest.update(chunk)
-        return digest.hexdigest() == md5
-    return None
+        return digest.hexdigest()
+
+    remote = RemoteObject(local.size, head.get("Metadata", {}), *_digests(head))
+    verdict = judge(remote, local.fingerprint, local_md5=md5, thorough=True)
+    return None if verdict.proof is Proof.UNCONFIRMED else verdict.confirmed
 
 
 def _digests(response: dict) -> tuple[str | None, str | None]:

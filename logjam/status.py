@@ -20,7 +20,7 @@ from logjam import __version__, fsutil
 from logjam.codecs import codec_for_filename
 from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
-from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, prove
+from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, only_elsewhere, prove
 from logjam.parse import parse_filename
 from logjam.service import ArgumentParser
 from logjam.template import KeyTemplate
@@ -44,6 +44,7 @@ class StreamStatus:
     uploaded: Tally = field(default_factory=Tally)  # uploaded, kept locally
     missing: Tally | None = None  # of those, missing or other bytes at the destination (with --check)
     unconfirmed: Tally | None = None  # of those, nothing proves the object is the file, or no answer
+    elsewhere: Tally | None = None  # with --check: kept files recorded as uploaded only to other destinations
     destinations: dict[str, Tally] = field(default_factory=dict)  # kept files recorded per destination
     oldest_waiting: datetime.datetime | None = None
 
@@ -113,10 +114,12 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
     destination = Destination.of(uploader) if uploader is not None else None
     try:
         archived = os.listdir(archive_fd)
-        entries = ledger.entries(ledger.names(clean=False))
+        entries = ledger.entries()
     except OSError as error:
         # Guessing "nothing uploaded" would misreport every file.
         raise UsageError(f"{archive}/{LEDGER_DIRNAME}: {error.strerror} (run as the user logjam-upload runs as)") from None
+    only_elsewhere_entries = []
+    any_here = False
     for name in archived:
         logfile = parse_filename(name)
         if logfile is None:
@@ -143,11 +146,19 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
                 by = status.destinations.setdefault(str(recorded.destination), Tally())
                 by.files += 1
                 by.bytes += size
+        elsewhere = None
+        if destination is not None:
+            elsewhere = status.elsewhere = status.elsewhere or Tally()
         if confirmation is None:
             status.waiting(logfile.timestamp)
+            if entry is not None and elsewhere is not None:  # kept, uploaded only elsewhere: not here
+                only_elsewhere_entries.append(entry)
+                elsewhere.files += 1
+                elsewhere.bytes += size
             continue
         if uploader is None:
             continue
+        any_here = True
         status.missing = status.missing or Tally()
         status.unconfirmed = status.unconfirmed or Tally()
         try:
@@ -161,6 +172,8 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
         bad.bytes += size
         if problems is not None:
             problems.append(f"{archive}/{name}: {confirmation.location}: {verdict.detail}")
+    if only_elsewhere_entries and problems is not None and destination is not None:
+        problems.append(f"{archive}: {only_elsewhere(only_elsewhere_entries, destination, any_here=any_here)}")
 
 
 def _human_bytes(size: int) -> str:
@@ -234,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  logjam-status /var/log/app\n  logjam-status --json /var/log/app | jq .\n\n"
                "what the archive holds (streams, hours): logjam-cat URI --since 7d --list\n\n"
                "exit status: 0 all is well, 1 --check found an upload missing, not matching or\n"
-               "unconfirmed at the destination (or could not check it), 2 usage or configuration",
+               "unconfirmed at the destination (or could not check it), or kept files recorded as\n"
+               "uploaded only to other destinations, 2 usage or configuration",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directories", nargs="+", metavar="DIR", help="a directory logjam-compress works on")
@@ -283,7 +297,7 @@ def main(argv: Sequence[str] | None = None, *,
     except BrokenPipeError:  # logjam-status | head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     checked_bad = any(tally is not None and tally.files for _, streams in report for status in streams
-                      for tally in (status.missing, status.unconfirmed))
+                      for tally in (status.missing, status.unconfirmed, status.elsewhere))
     return ExitStatus.ERROR if checked_bad else ExitStatus.SUCCESS
 
 

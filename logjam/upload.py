@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import logging
 import os
 import socket
@@ -32,6 +33,7 @@ from logjam.ledger import (
     MarkerError,
     Proof,
     Standing,
+    only_elsewhere,
     prove,
 )
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
@@ -186,14 +188,16 @@ def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str, confirma
     except FileNotFoundError:
         ledger.forget(name)  # a marker whose file is already gone
         return
-    local = _local_fingerprint(archive_fd, name)
+    local, md5 = _local_fingerprint(archive_fd, name)
     if local is None or not confirmation.matches(local):
         # Not the file that was uploaded (a late copy took the name): upload it.
         log.warning("%s/%s is not the file recorded as uploaded; kept, and will upload it", job.archive_dir, name)
         ledger.forget(name)
         return
     job.uploader.connect()
-    verdict = prove(job.uploader, confirmation, archive_fd=archive_fd, name=name)
+    # thorough: a plain MD5 ETag is compared even where a checksum agrees
+    # (the local MD5 came with the fingerprint, in the same read).
+    verdict = prove(job.uploader, confirmation, archive_fd=archive_fd, name=name, md5=md5, thorough=True)
     if verdict.proof is Proof.UNCONFIRMED:
         log.warning("%s/%s: kept: %s is %s", job.archive_dir, name, confirmation.location, verdict.detail)
         return
@@ -220,13 +224,20 @@ def _same_file(dir_fd: int, name: str, opened: os.stat_result) -> bool:
     return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _local_fingerprint(archive_fd: int, name: str) -> Fingerprint | None:
+def _local_fingerprint(archive_fd: int, name: str) -> tuple[Fingerprint | None, str | None]:
+    """The archived file's fingerprint (size, SHA-256) and MD5, in one read; (None, None) if unreadable."""
     try:
         fd, _ = fsutil.open_regular(archive_fd, name)  # never a FIFO or device
     except (OSError, Skipped):
-        return None
+        return None, None
     try:
-        return file_fingerprint(fd, None)
+        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        size = 0
+        for chunk in fsutil.read_chunks(fd):
+            sha256.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+        return Fingerprint(size, sha256.hexdigest()), md5.hexdigest()
     finally:
         os.close(fd)
 
@@ -358,7 +369,9 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
         names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
         job.uploader.connect()
         job.uploader.check_destination()
+        archived = set(os.listdir(archive_fd))
         problems = skipped = 0
+        elsewhere = []
         for name in names:
             check_stop()
             try:
@@ -373,8 +386,10 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
             confirmation = entry.at(destination)
             if confirmation is None:
                 skipped += 1
-                log.warning("%s: recorded for another destination (%s); not checked",
-                            name, ", ".join(str(c.destination) for c in entry.confirmations))
+                if name in archived:  # kept, yet not uploaded here: missing at this destination
+                    elsewhere.append(entry)
+                log.debug("%s: recorded for another destination (%s); not checked",
+                          name, ", ".join(str(c.destination) for c in entry.confirmations))
                 continue
             problem = _verify_one(job.uploader, confirmation, archive_fd, name, full=full, check_stop=check_stop)
             if problem:
@@ -383,6 +398,9 @@ def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> b
             else:
                 log.debug("%s: %s: ok", name, confirmation.location)
         checked = len(names) - skipped
+        if elsewhere:
+            problems += len(elsewhere)
+            log.error("%s: %s", job.archive_dir, only_elsewhere(elsewhere, destination, any_here=checked > 0))
         log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
                  checked, len(names), "full" if full else "head", problems, skipped)
         return problems == 0

@@ -240,3 +240,77 @@ def test_a_file_copy_replaced_by_other_bytes_of_the_same_size_is_no_proof(archiv
     assert (archive / OLD).read_bytes() == data
     assert tree(dest) == {OLD_KEY: bytes(len(data)),
                           "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": data}
+
+
+def test_matching_metadata_on_other_bytes_is_different_not_confirmed(
+        s3_store, archive, monkeypatch, run_upload, run_status):
+    # Review item 3: the object re-PUT with other bytes of the same size and
+    # the original logjam metadata. Its plain MD5 ETag contradicts the local
+    # file: that wins over the metadata, on both stores.
+    for name, value in s3_store.credentials.items():
+        monkeypatch.setenv(name, value)
+    data = gzip.compress(os.urandom(3000))
+    (archive / OLD).write_bytes(data)
+    s3 = ("--endpoint-url", s3_store.endpoint)
+    uri = f"s3://{s3_store.bucket}/{TEMPLATE}"
+    assert run_upload(*s3, archive, uri)[0] == 0
+    client, bucket = s3_store.client, s3_store.bucket
+    metadata = client.head_object(Bucket=bucket, Key=OLD_KEY)["Metadata"]
+    other = os.urandom(len(data))
+    client.put_object(Bucket=bucket, Key=OLD_KEY, Body=other, Metadata=metadata)
+    assert client.head_object(Bucket=bucket, Key=OLD_KEY)["Metadata"] == metadata
+
+    status, err = run_upload(*s3, "--verify", archive, uri)
+    assert status == 1, err
+    assert f"{OLD}: s3://{bucket}/{OLD_KEY}: MD5 ETag is not the local file's (although its sha256 metadata matches)" in err
+
+    code, out, err = run_status("--json", "--check", uri, *s3, archive.parent)
+    assert code == 1, err
+    assert json.loads(out)[0]["streams"][0]["missing"]["files"] == 1
+    assert "MD5 ETag is not the local file's" in err
+
+    status, err = run_upload(*s3, "--delete-uploaded-after", "1d", archive, uri)
+
+    assert status == 0, err
+    assert (archive / OLD).read_bytes() == data  # the only good copy is kept ...
+    assert "is missing (or changed) at the destination; kept" in err
+    # ... and sent again beside the impostor, not "found already uploaded" there.
+    duplicate = "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"
+    assert s3_store.objects() == {OLD_KEY: other, duplicate: data}
+    assert marker(archive).confirmations[0].key == duplicate
+
+
+def test_a_wrong_destination_is_not_a_passing_check(archive, dest, tmp_path, run_upload, run_status):
+    # Review item 9: --verify and --check against a destination nothing was
+    # uploaded to (a typo'd bucket or root) found "0 of 3 verified" and exited 0.
+    for hour in ("10", "11", "12"):
+        (archive / f"db-20130727T{hour}00Z.log.gz").write_bytes(gzip.compress(hour.encode()))
+    assert run_upload(archive, f"file://{dest}/{TEMPLATE}")[0] == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    wrong = f"file://{other}/{TEMPLATE}"
+    line = f"3 files are recorded as uploaded only to file://{dest}; none at file://{other}"
+
+    status, err = run_upload("--verify", archive, wrong)
+    assert status == 1, err
+    assert f"ERROR {archive}: {line}\n" in err
+    assert err.count("\n") == 2, err  # that line and the summary, not one line per file
+
+    code, out, err = run_status("--json", "--check", wrong, archive.parent)
+    assert code == 1
+    assert err == f"logjam-status: {archive}: {line}\n"
+    assert json.loads(out)[0]["streams"][0]["elsewhere"] == {"files": 3, "bytes": sum(
+        (archive / name).stat().st_size for name in os.listdir(archive) if name.endswith(".gz"))}
+
+    # The right destination still passes; once one file is sent to the other
+    # destination too, the other two are "not at" it.
+    assert run_upload("--verify", archive, f"file://{dest}/{TEMPLATE}")[0] == 0
+    assert run_status("--check", f"file://{dest}/{TEMPLATE}", archive.parent)[0] == 0
+    os.rename(archive / "db-20130727T1100Z.log.gz", tmp_path / "aside")
+    os.rename(archive / "db-20130727T1200Z.log.gz", tmp_path / "aside2")
+    assert run_upload(archive, wrong)[0] == 0
+    os.rename(tmp_path / "aside", archive / "db-20130727T1100Z.log.gz")
+    os.rename(tmp_path / "aside2", archive / "db-20130727T1200Z.log.gz")
+    status, err = run_upload("--verify", archive, wrong)
+    assert status == 1
+    assert f"2 files are recorded as uploaded only to file://{dest}; not at file://{other}" in err

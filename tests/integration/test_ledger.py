@@ -130,3 +130,42 @@ def test_a_marker_that_is_a_directory_fails_that_file_each_pass(archive, dest, r
     assert f"cannot record the upload: .uploaded/{OLD} is a directory" in err
     assert (archive / OLD).exists()
     assert os.path.isdir(archive / ".uploaded" / OLD)
+
+
+def test_an_idle_pass_reads_each_marker_with_few_system_calls(archive, dest, monkeypatch, run_upload):
+    # Review item 6: the ledger directory was opened (and closed) again for
+    # every marker, each marker lstat'ed and read into a 1 MiB buffer. Now:
+    # the directory once, then open, fstat, one read of its size, close.
+    names = [f"db-20130727T{hour:02d}00Z.log.gz" for hour in range(20)]
+    for name in names:
+        (archive / name).write_bytes(gzip.compress(name.encode()))
+    assert run_upload(archive, f"file://{dest}/{TEMPLATE}")[0] == 0
+    os.mkfifo(archive / ".uploaded" / "web-20130727T0000Z.log.gz")  # listed as a FIFO: never opened
+    from logjam import ledger as ledger_module
+    from logjam.ledger import Destination, Ledger, Standing
+
+    calls: dict[str, list] = {"open": [], "read": [], "stat": []}
+    real = {name: getattr(os, name) for name in calls}
+
+    def counting(name):
+        def call(*args, **kwargs):
+            calls[name].append(args[:2])
+            return real[name](*args, **kwargs)
+        return call
+
+    fd = os.open(archive, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in calls:
+            monkeypatch.setattr(ledger_module.os, name, counting(name))
+        standing = Standing.of(Ledger(fd), Destination("file", str(dest)), clean=False)
+    finally:
+        monkeypatch.undo()
+        os.close(fd)
+
+    assert sorted(standing.here) == names
+    assert list(standing.bad) == ["web-20130727T0000Z.log.gz"] and "not a regular file" in str(
+        standing.bad["web-20130727T0000Z.log.gz"])
+    opened = [args[0] for args in calls["open"]]
+    assert opened[0] == ".uploaded" and sorted(opened[1:]) == names  # the directory once; never the FIFO
+    assert len(calls["read"]) == len(names) and all(size < 4096 for _, size in calls["read"])
+    assert calls["stat"] == []

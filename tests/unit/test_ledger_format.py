@@ -135,3 +135,67 @@ SHA = PRINT.sha256
 ])
 def test_what_proves_an_upload(remote, local_md5, proof):
     assert judge(remote, PRINT, local_md5=lambda: local_md5).proof is proof
+
+
+@pytest.mark.parametrize("remote, thorough, proof, md5_read", [
+    # Review item 3: any evidence that contradicts wins over metadata that agrees.
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}, md5="0" * 32), False, Proof.DIFFERENT, True),
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}, md5=MD5), False, Proof.CONFIRMED, True),
+    # A store-computed SHA-256 that agrees: --verify/--check do not read the
+    # local file; retention (thorough) compares the ETag all the same.
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}, sha256=SHA, md5="0" * 32), False, Proof.CONFIRMED, False),
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}, sha256=SHA, md5="0" * 32), True, Proof.DIFFERENT, True),
+    (RemoteObject(PRINT.size, {"logjam-sha256": SHA}, sha256=SHA, md5=MD5), True, Proof.CONFIRMED, True),
+    # Already contradicted: no need to read the local file.
+    (RemoteObject(PRINT.size, {"logjam-sha256": "0" * 64}, md5=MD5), True, Proof.DIFFERENT, False),
+])
+def test_contradicting_evidence_wins(remote, thorough, proof, md5_read):
+    reads = []
+    verdict = judge(remote, PRINT, local_md5=lambda: reads.append(1) or MD5, thorough=thorough)
+    assert (verdict.proof, bool(reads)) == (proof, md5_read), verdict.detail
+
+
+# -- the idle pass's shortcut agrees with a full parse (review item 6) ------------
+
+def _marker(*confirmations: Confirmation) -> bytes:
+    return LedgerEntry("n", confirmations).to_bytes()
+
+
+def _at(destination: Destination, key: str = "k") -> Confirmation:
+    return Confirmation(destination, key, PRINT, f"{destination}/{key}")
+
+
+SIGNATURE_LOOKALIKE = '",\n   "endpoint": null,\n   "bucket": "my-logs",\n'  # inside a key: escaped
+
+
+@pytest.mark.parametrize("data, here", [
+    (_marker(_at(S3)), True),
+    (_marker(_at(NFS), _at(S3)), True),
+    (_marker(_at(MINIO)), False),  # same bucket, other endpoint
+    (_marker(_at(Destination("s3", "my-logs-2"))), False),  # a bucket the name is a prefix of
+    (_marker(_at(Destination("s3", "my-logs", UNKNOWN_ENDPOINT))), True),  # old marker's "any endpoint", parsed
+    (_marker(_at(NFS, key=SIGNATURE_LOOKALIKE)), False),
+    (_marker(_at(S3))[:-3], None),  # cut short: parsed, and unreadable
+    (b"key=a/k\nsize=14\nsha256=" + PRINT.sha256.encode() + b"\ndestination=s3://my-logs/a/k\n", True),  # old format
+    (b"", None),
+])
+def test_standing_takes_a_marker_as_a_full_parse_does(tmp_path, data, here):
+    import os
+
+    from logjam.ledger import Ledger, Standing
+
+    (tmp_path / ".uploaded").mkdir()
+    (tmp_path / ".uploaded" / "n").write_bytes(data)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        standing = Standing.of(Ledger(fd), S3, clean=False)
+    finally:
+        os.close(fd)
+    assert ("n" in standing.here, "n" in standing.elsewhere, "n" in standing.bad) == (
+        here is True, here is False, here is None)
+    if here:
+        try:
+            expected = LedgerEntry.from_bytes("n", data).at(S3)
+        except MarkerError:
+            expected = None
+        assert standing.here["n"] == expected and standing.here["n"].destination.includes(S3)
