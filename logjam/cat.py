@@ -428,7 +428,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: BinaryIO | None = None,
     except KeyboardInterrupt:
         return 130
     except LogjamError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(str(error))}", file=sys.stderr)
         return error.exit_status
     except Exception as error:
         if log.isEnabledFor(logging.DEBUG):
