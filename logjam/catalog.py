@@ -247,6 +247,12 @@ def _expand(parts: list[tuple[str, str | None]], head: str, known: dict[str, str
         rendered += literal
         if field is None or field not in known:
             break
+        if field == "suffix" and known[field] == "" and (rendered == "" or rendered.endswith("/")) \
+                and parts[index + 1:index + 2] and parts[index + 1][0].startswith("/") \
+                and utf8_key(rendered) + "/" not in discover(utf8_key(rendered)):
+            # An empty segment ("web//"): only old keys have it, and only
+            # if the level (listed once, not per day) holds it.
+            return
         rendered += known[field]
         index += 1
     else:

@@ -495,6 +495,15 @@ def test_empty_suffix_segment_costs_a_listing_per_layout_and_day(moto_store, put
     assert sum("delimiter=%2F" in query for query in lists) == 4
     assert len(lists) == 4 + 2 * 2, lists
 
+    # --suffix '': "web/" listed once shows no old "web//" folder; then the
+    # collapsed web/2013/07/2x/web- per day
+    s3_proxy.clear()
+    status = cat.main([moto_store.uri(SUFFIXED), "--endpoint-url", s3_proxy.url, "--since", "2013-07-27",
+                       "--until", "2013-07-29", "--suffix", "", "--prefix", "web", "--list"],
+                      stdout=io.BytesIO(), clock=lambda: NOW)
+    lists = [request.query for request in s3_proxy.requests]
+    assert status == 0 and len(lists) == 1 + 2, lists
+
 
 def test_object_without_metadata_is_checked_whole_before_any_byte_goes_out(s3_store, put, tmp_path, capsys):
     # put by another tool: a plain-MD5 ETag that matches what was sent, half a gzip file

@@ -181,13 +181,16 @@ HOSTS = ["h1/db/2013/07/27/x", "h2/db/2013/07/27/x", "h2/web/2013/07/27/x", "h3/
      ["logs/a-20130727/", "logs/b-c-20130727/"], ["logs/"]),
     # an empty whole-segment {suffix}: collapsed keys (since 2026-11) and old ones ("db//") both found
     (SUFFIXED, Query(*DAY, suffixes=(None, "err")), ["db//2013/07/27/x"],
-     ["db//2013/07/27/", "db/2013/07/27/", "db/err/2013/07/27/"], [""]),
+     ["db//2013/07/27/", "db/2013/07/27/", "db/err/2013/07/27/"], ["", "db/"]),
     (SUFFIXED, Query(*DAY), ["web/2013/07/27/x", "web/err/2013/07/27/x", "web//2013/07/27/x", "web/2012/01/01/x"],
      ["web//2013/07/27/", "web/2013/07/27/", "web/err/2013/07/27/"], ["", "web/", "web/2012/", "web/2013/"]),
     # a suffix that looks like the year is one when the level below it says so
     (SUFFIXED, Query(*DAY), ["web/2013/2013/07/27/x", "web/2013/07/27/x"],
      ["web/2013/07/27/", "web/2013/2013/07/27/"], ["", "web/", "web/2013/"]),
-    (SUFFIXED, Query(*DAY, prefixes=("web",), suffixes=(None,)), [], ["web//2013/07/27/web-", "web/2013/07/27/web-"], []),
+    # --suffix '': the old layout's "web//" is listed only where "web/" holds it
+    (SUFFIXED, Query(*DAY, prefixes=("web",), suffixes=(None,)), [], ["web/2013/07/27/web-"], ["web/"]),
+    (SUFFIXED, Query(*ACROSS_MONTHS, prefixes=("web",), suffixes=(None,)), ["web//2013/07/31/x"],
+     ["web//2013/07/31/web-", "web//2013/08/01/web-", "web/2013/07/31/web-", "web/2013/08/01/web-"], ["web/"]),
     (SUFFIXED, Query(*DAY, prefixes=("web",), suffixes=("err",)), [], ["web/err/2013/07/27/web-"], []),
     ("{hostname}/" + SUFFIXED, Query(*DAY, prefixes=("web",)), ["h1/web/2013/07/27/x", "h1/web/e/2013/07/27/x"],
      ["h1/web/2013/07/27/web-", "h1/web/e/2013/07/27/web-"],
