@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import contextlib
 import datetime
+import errno
 import functools
 import hashlib
 import io
@@ -33,7 +34,7 @@ from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
 from logjam.integrity import METADATA_SHA256, file_fingerprint
 from logjam.service import LOG_LEVELS, ArgumentParser, configure_logging
 from logjam.template import KeyTemplate
-from logjam.uploaders import Download, _enter, _key_components, _remove_own_stale_temps, get_uploader
+from logjam.uploaders import Download, FileUploader, _enter, _key_components, _remove_own_stale_temps, get_uploader
 
 PROG = "logjam-cat"
 log = logging.getLogger("logjam.cat")
@@ -77,7 +78,9 @@ def find(archive: Archive, query: Query, *, matcher: KeyMatcher | None = None) -
     matcher = matcher or KeyMatcher(archive.template)
     levels = functools.lru_cache(maxsize=None)(archive.list_levels)  # each level listed once, not per day
     found: dict[str, ArchivedKey] = {}
-    for prefix in listing_prefixes(archive.template, query, levels):
+    # A directory tree has no empty segments: "web//2026/" is "web/2026/".
+    collapse = isinstance(archive, FileUploader)
+    for prefix in listing_prefixes(archive.template, query, levels, collapse=collapse):
         for key, size in archive.list_keys(prefix):
             archived = matcher.match(key, size)
             if archived is not None and query.selects(archived):
@@ -113,26 +116,38 @@ def receive(download: Download, fd: int, stop: threading.Event, where: str) -> t
 
 def verify(download: Download, sha256: str, md5: str | None, fd: int, codec: Codec | None, where: str) -> str:
     """Checks what arrived in fd against the best fingerprint there is.
-    Returns what it was checked against; raises FileError if it does not match."""
+    Returns what it was checked against; raises FileError if it does not match.
+
+    logjam's own metadata was taken of the whole compressed log: a match
+    settles it. The store's checksum or MD5 ETag only proves that the store
+    kept what it was sent (perhaps half a file): the compressed stream is
+    then also decompressed to its end (frames, checksums, lengths) here,
+    before any of its bytes are passed on."""
     expected = download.metadata.get(METADATA_SHA256)
     if expected is not None:
-        checked, against = expected.lower() == sha256, f"its {METADATA_SHA256} metadata"
-    elif download.sha256 is not None:
-        checked, against = download.sha256 == sha256, "the store's SHA-256 checksum"
+        if expected.lower() != sha256:
+            raise FileError(f"{where}: does not match its {METADATA_SHA256} metadata (forged or damaged); "
+                            "not passed on")
+        return f"its {METADATA_SHA256} metadata"
+    against = []
+    if download.sha256 is not None:
+        if download.sha256 != sha256:
+            raise FileError(f"{where}: does not match the store's SHA-256 checksum (forged or damaged); not passed on")
+        against.append("the store's SHA-256 checksum")
     elif md5 is not None:
-        checked, against = download.md5 == md5, "its MD5 ETag"
-    elif codec is not None:
+        if download.md5 != md5:
+            raise FileError(f"{where}: does not match its MD5 ETag (forged or damaged); not passed on")
+        against.append("its MD5 ETag")
+    if codec is not None:
         try:
             file_fingerprint(fd, codec)  # decompresses it all: frames, checksums, lengths
         except CORRUPT_STREAM_ERRORS as error:
             raise FileError(f"{where}: damaged: not a whole {codec.name} stream ({error}); not passed on") from None
-        return f"its {codec.name} checksums"
-    else:
-        log.warning("%s: no fingerprint to check it against; passed on unchecked", where)
+        against.append(f"its {codec.name} checksums")
+    if not against:
+        log.warning("%s: no fingerprint to check it against; passed on unchecked", printable(where))
         return "nothing"
-    if not checked:
-        raise FileError(f"{where}: does not match {against} (forged or damaged); not passed on")
-    return against
+    return " and ".join(against)
 
 
 def spool(archive: Archive, archived: ArchivedKey, stop: threading.Event) -> BinaryIO:
@@ -157,6 +172,10 @@ def restore(archive: Archive, archived: ArchivedKey, out_fd: int, stop: threadin
     file was already there; raises FileError."""
     where = archive.describe(archived.key)
     *folders, name = _key_components(archived.key)
+    for component in (*folders, name):
+        if not fsutil.name_fits(component):
+            raise FileError(f"{where}: {component[:40]!r}... is {len(os.fsencode(component))} bytes, longer than "
+                            f"a file name may be ({fsutil.NAME_MAX}); not restored")
     dir_fd = os.dup(out_fd)
     try:
         for folder in folders:
@@ -188,7 +207,11 @@ def _existing_sha256(dir_fd: int, name: str) -> str | None:
         fd, _info = fsutil.open_regular(dir_fd, name)
     except FileNotFoundError:
         return None
-    except (LogjamError, OSError) as error:
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:  # this file system's limit is below NAME_MAX
+            raise FileError(f"{name}: too long a name for the output directory's file system; not restored") from None
+        raise FileError(f"{name} in the output directory cannot be read ({error}); left alone") from None
+    except LogjamError as error:
         raise FileError(f"{name} in the output directory cannot be read ({error}); left alone") from None
     try:
         return file_fingerprint(fd, None).sha256
@@ -234,8 +257,11 @@ def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
 
 
 def emit(source: BinaryIO, codec: Codec | None, out: BinaryIO, where: str) -> None:
-    """Writes a verified file to out, decompressed. Raises FileError if it
-    does not decompress; out's errors (a closed reader) go to the caller."""
+    """Writes a verified file to out, decompressed, with a newline added if
+    it does not end with one (its last line is not glued to the next
+    file's first). Raises FileError if it does not decompress; out's errors
+    (a closed reader) go to the caller."""
+    last = b"\n"
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(codec.open_reader(source)) if codec else source
         while True:
@@ -246,7 +272,29 @@ def emit(source: BinaryIO, codec: Codec | None, out: BinaryIO, where: str) -> No
             if not chunk:
                 break
             out.write(chunk)
+            last = chunk[-1:]
+    if last != b"\n":
+        out.write(b"\n")
     out.flush()
+
+
+# What --list and the error lines print of a name: one line whatever it holds.
+ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """Takes a name or message. Returns it on one line, without control
+    characters: a backslash, tab, newline and carriage return as \\\\, \\t,
+    \\n, \\r, any other control character as \\xNN (or \\uNNNN)."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(ESCAPES.get(char) or (char if char.isprintable() else _escape(char)) for char in text)
+
+
+def _escape(char: str) -> str:
+    if 0xDC80 <= ord(char) <= 0xDCFF:  # a byte that is not UTF-8, read from a file name
+        return char
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,7 +371,8 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
         log.info("%d files in range", len(wanted))
         if args.list:
             for archived in wanted:
-                out.write(f"{archived.hour:%Y-%m-%dT%H:%MZ}\t{archived.size}\t{archive.describe(archived.key)}\n"
+                out.write(f"{archived.hour:%Y-%m-%dT%H:%MZ}\t{archived.size}\t"
+                          f"{printable(archive.describe(archived.key))}\n"
                           .encode("utf-8", "surrogateescape"))
             out.flush()
             return ExitStatus.SUCCESS
@@ -339,7 +388,7 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
             for archived, result in results:
                 if isinstance(result, LogjamError):
                     failed += 1
-                    print(f"{PROG}: error: {result}", file=sys.stderr, flush=True)
+                    print(f"{PROG}: error: {printable(str(result))}", file=sys.stderr, flush=True)
                 elif out_fd is not None:
                     restored += bool(result)
                 else:
@@ -348,7 +397,7 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
                             emit(result, codec_for_filename(archived.name), out, archive.describe(archived.key))
                         except FileError as error:
                             failed += 1
-                            print(f"{PROG}: error: {error}", file=sys.stderr, flush=True)
+                            print(f"{PROG}: error: {printable(str(error))}", file=sys.stderr, flush=True)
         finally:
             results.close()
         if out_fd is not None:
@@ -379,7 +428,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: BinaryIO | None = None,
     except KeyboardInterrupt:
         return 130
     except LogjamError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(str(error))}", file=sys.stderr)
         return error.exit_status
     except Exception as error:
         if log.isEnabledFor(logging.DEBUG):

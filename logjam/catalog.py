@@ -191,20 +191,39 @@ class Query:
         )
 
 
-def listing_prefixes(template: str, query: Query, discover: Callable[[str], Iterable[str]]) -> list[str]:
+def listing_prefixes(template: str, query: Query, discover: Callable[[str], Iterable[str]], *,
+                     collapse: bool = False) -> list[str]:
     """Takes a key template, a query and discover(prefix) -> the common
     prefixes below prefix up to the next "/" (a delimiter listing). Returns
     the key prefixes whose full listings hold every file the query wants:
     for each day, the key up to the first field not known. A field before
-    the date that is not given is found with discover(), level by level."""
+    the date that is not given is found with discover(), level by level.
+
+    An empty {suffix} that is a whole path segment is dropped from keys
+    uploaded since 2026-11 ("web/2026/..."), and kept by older ones
+    ("web//2026/..."): both layouts are planned. collapse: the store has
+    no empty segments (file://): plan collapsed prefixes only."""
     parts = _parts(template)
+    segments = template.split("/")
+    # The layout of collapsed keys without a suffix, when the query may want them.
+    short = None
+    if "{suffix}" in segments and (not query.suffixes or None in query.suffixes):
+        short = _parts("/".join(segment for segment in segments if segment != "{suffix}"))
     found: dict[str, None] = {}
     for day in query.days():
         dated = {"year": f"{day.year:04d}", "month": f"{day.month:02d}", "day": f"{day.day:02d}"}
         for known in _choices(query, dated):
-            for prefix in _expand(parts, "", known, discover):
-                found.setdefault(prefix)
+            plans = [_expand(parts, "", known, discover)]
+            if short is not None and known.get("suffix", "") == "":
+                plans.append(_expand(short, "", known, discover))
+            for prefix in itertools.chain(*plans):
+                found.setdefault(_collapse_prefix(prefix) if collapse else prefix)
     return _outermost(found)
+
+
+def _collapse_prefix(prefix: str) -> str:
+    collapsed = collapse_key(prefix)
+    return collapsed + "/" if collapsed and prefix.endswith("/") else collapsed
 
 
 def _choices(query: Query, dated: dict[str, str]) -> Iterator[dict[str, str]]:
@@ -228,6 +247,12 @@ def _expand(parts: list[tuple[str, str | None]], head: str, known: dict[str, str
         rendered += literal
         if field is None or field not in known:
             break
+        if field == "suffix" and known[field] == "" and (rendered == "" or rendered.endswith("/")) \
+                and parts[index + 1:index + 2] and parts[index + 1][0].startswith("/") \
+                and utf8_key(rendered) + "/" not in discover(utf8_key(rendered)):
+            # An empty segment ("web//"): only old keys have it, and only
+            # if the level (listed once, not per day) holds it.
+            return
         rendered += known[field]
         index += 1
     else:
@@ -251,9 +276,36 @@ def _expand(parts: list[tuple[str, str | None]], head: str, known: dict[str, str
     level = re.compile(_pattern([("", field), *parts[index + 1:end], (literal[:cut], None)], known), re.DOTALL)
     rest = [(literal[cut:], parts[end][1]), *parts[end + 1:]]
     base = utf8_key(rendered)
+    # A whole-segment {suffix} level also holds the next segment of the
+    # collapsed keys without a suffix ("web/2026/" beside "web/err/"):
+    # a value that could be one is a suffix only if the level below it
+    # holds what the template puts next (one cached listing, not one per day).
+    after = _next_segment(rest, known) if field == "suffix" and (rendered == "" or rendered.endswith("/")) \
+        and literal[:cut] == "/" and end == index + 1 else None
     for common in discover(base):
-        if common.startswith(base) and level.fullmatch(common[len(base):]):
-            yield from _expand(rest, common, known, discover)
+        if not (common.startswith(base) and level.fullmatch(common[len(base):])):
+            continue
+        if after is not None and after[0].fullmatch(common[len(base):-1]) \
+                and common + after[1] + "/" not in discover(common):
+            continue
+        yield from _expand(rest, common, known, discover)
+
+
+def _next_segment(rest: list[tuple[str, str | None]], known: dict[str, str]) -> tuple[re.Pattern, str] | None:
+    """The first path segment of rest: the pattern any value of it has, and
+    its value here; None if it is not known or not followed by a "/"."""
+    segment: list[tuple[str, str | None]] = []
+    for literal, field in rest:
+        if "/" in literal:
+            segment.append((literal[: literal.index("/")], None))
+            break
+        segment.append((literal, field))
+    else:
+        return None
+    if any(field is not None and field not in known for _, field in segment):
+        return None
+    value = "".join(literal + (known[field] if field else "") for literal, field in segment)
+    return re.compile(_pattern(segment, {}), re.DOTALL), value
 
 
 def _outermost(prefixes: dict[str, None]) -> list[str]:
@@ -268,19 +320,36 @@ def _outermost(prefixes: dict[str, None]) -> list[str]:
 def parse_time(text: str, *, now: datetime.datetime, option: str) -> datetime.datetime:
     """Takes ISO 8601 UTC (2013-07-27T12:00Z, 2013-07-27T12Z, 2013-07-27),
     "now" or a span back from now (90m, 6h, 2d, 1w). Returns a UTC datetime;
-    raises UsageError naming option and the forms it takes."""
+    raises UsageError naming option and the forms it takes. A time of day
+    needs its zone (Z or an offset); only a date alone is taken as UTC."""
     text = text.strip()
     if text == "now":
         return now
     number, unit = text[:-1], text[-1:]
-    if number.isdigit() and unit in RELATIVE_UNITS:
-        return now - datetime.timedelta(seconds=int(number) * RELATIVE_UNITS[unit])
     try:
-        when = dateutil.parser.isoparse(text)
-    except (ValueError, OverflowError):
-        when = None
-    if when is None or (when.tzinfo is None and "T" in text.upper()):
-        raise UsageError(f"{option} {text!r}: not a UTC time (e.g. 2013-07-27T12:00Z, 2013-07-27, 90m, 6h, 2d)")
-    if when.tzinfo is None:  # a date alone: its UTC midnight
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+        if number.isdigit() and unit in RELATIVE_UNITS:
+            return _in_range(now - datetime.timedelta(seconds=int(number) * RELATIVE_UNITS[unit]), text, option)
+        try:
+            when = dateutil.parser.isoparse(text)
+        except ValueError:
+            when = None
+        if when is None or (when.tzinfo is None and not DATE_ALONE.fullmatch(text)):
+            raise UsageError(f"{option} {text!r}: not a UTC time (e.g. 2013-07-27T12:00Z, 2013-07-27, 90m, 6h, 2d)")
+        if when.tzinfo is None:  # a date alone: its UTC midnight
+            when = when.replace(tzinfo=UTC)
+        return _in_range(when.astimezone(UTC), text, option)
+    except OverflowError:
+        raise UsageError(f"{option} {text!r}: out of range (years 0002 to 9998)") from None
+
+
+# A date with no time of day (2013-07-27, 20130727, 2013-W30-6): UTC midnight.
+DATE_ALONE = re.compile(r"[0-9W-]+")
+# Far enough inside datetime's range that a day either side still computes.
+EARLIEST = datetime.datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime.datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def _in_range(when: datetime.datetime, text: str, option: str) -> datetime.datetime:
+    if not EARLIEST <= when <= LATEST:
+        raise OverflowError
+    return when

@@ -154,6 +154,7 @@ def fake_levels(keys, calls):
 
 
 DAY = (at("2013-07-27T00:00"), at("2013-07-28T00:00"))
+SUFFIXED = "{prefix}/{suffix}/{year}/{month}/{day}/{filename}"  # the README's example
 ACROSS_MONTHS = (at("2013-07-31T22:00"), at("2013-08-01T02:00"))
 HOSTS = ["h1/db/2013/07/27/x", "h2/db/2013/07/27/x", "h2/web/2013/07/27/x", "h3/web/2013/07/26/x"]
 
@@ -178,14 +179,35 @@ HOSTS = ["h1/db/2013/07/27/x", "h2/db/2013/07/27/x", "h2/web/2013/07/27/x", "h3/
     ("logs/{hostname}-{year}{month}{day}/{filename}", Query(*DAY), ["logs/a-20130727/x", "logs/a-20130726/x",
                                                                     "logs/b-c-20130727/x"],
      ["logs/a-20130727/", "logs/b-c-20130727/"], ["logs/"]),
-    ("{prefix}/{suffix}/{year}/{month}/{day}/{filename}", Query(*DAY, suffixes=(None, "err")), ["db//2013/07/27/x"],
-     ["db//2013/07/27/", "db/err/2013/07/27/"], [""]),
+    # an empty whole-segment {suffix}: collapsed keys (since 2026-11) and old ones ("db//") both found
+    (SUFFIXED, Query(*DAY, suffixes=(None, "err")), ["db//2013/07/27/x"],
+     ["db//2013/07/27/", "db/2013/07/27/", "db/err/2013/07/27/"], ["", "db/"]),
+    (SUFFIXED, Query(*DAY), ["web/2013/07/27/x", "web/err/2013/07/27/x", "web//2013/07/27/x", "web/2012/01/01/x"],
+     ["web//2013/07/27/", "web/2013/07/27/", "web/err/2013/07/27/"], ["", "web/", "web/2012/", "web/2013/"]),
+    # a suffix that looks like the year is one when the level below it says so
+    (SUFFIXED, Query(*DAY), ["web/2013/2013/07/27/x", "web/2013/07/27/x"],
+     ["web/2013/07/27/", "web/2013/2013/07/27/"], ["", "web/", "web/2013/"]),
+    # --suffix '': the old layout's "web//" is listed only where "web/" holds it
+    (SUFFIXED, Query(*DAY, prefixes=("web",), suffixes=(None,)), [], ["web/2013/07/27/web-"], ["web/"]),
+    (SUFFIXED, Query(*ACROSS_MONTHS, prefixes=("web",), suffixes=(None,)), ["web//2013/07/31/x"],
+     ["web//2013/07/31/web-", "web//2013/08/01/web-", "web/2013/07/31/web-", "web/2013/08/01/web-"], ["web/"]),
+    (SUFFIXED, Query(*DAY, prefixes=("web",), suffixes=("err",)), [], ["web/err/2013/07/27/web-"], []),
+    ("{hostname}/" + SUFFIXED, Query(*DAY, prefixes=("web",)), ["h1/web/2013/07/27/x", "h1/web/e/2013/07/27/x"],
+     ["h1/web/2013/07/27/web-", "h1/web/e/2013/07/27/web-"],
+     ["", "h1/web/", "h1/web/2013/"]),
     ("{prefix}-{year}{month}{day}{filename}", Query(*DAY), [], [""], []),  # no level to list by
 ])
 def test_listing_prefixes(template, query, keys, prefixes, levels_listed):
     calls = []
     assert listing_prefixes(template, query, fake_levels(keys, calls)) == prefixes
     assert sorted(set(calls)) == levels_listed
+
+
+def test_listing_prefixes_collapsed_for_a_store_without_empty_segments():
+    # file://: "web//2013/" is the folder "web/2013/": one listing, no "//" in the keys
+    query = Query(*DAY, prefixes=("web",), suffixes=(None, "err"))
+    assert listing_prefixes(SUFFIXED, query, lambda prefix: [], collapse=True) == [
+        "web/2013/07/27/web-", "web/err/2013/07/27/web-"]
 
 
 def test_listing_prefixes_never_nest():
@@ -209,7 +231,15 @@ def test_parse_time(text, expected):
     assert parse_time(text, now=NOW, option="--since") == at(expected)
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2013-07-27T12:00", "12h ago", "-5h", "2013-13-01", "h"])
+@pytest.mark.parametrize("text", ["", "yesterday", "2013-07-27T12:00", "12h ago", "-5h", "2013-13-01", "h",
+                                  "2013-07-27 12:00", "2013-07-27 12", "20130727T1200"])
 def test_parse_time_refuses(text):
+    # every time of day without Z or an offset, whatever separates it from the date
     with pytest.raises(UsageError, match="^--until .*not a UTC time"):
         parse_time(text, now=NOW, option="--until")
+
+
+@pytest.mark.parametrize("text", ["99999999d", "9" * 30 + "w", "0001-01-01", "9999-12-31", "9999-12-31T23:00-05:00"])
+def test_parse_time_out_of_range(text):
+    with pytest.raises(UsageError, match=f"^--since '{text}': out of range"):
+        parse_time(text, now=NOW, option="--since")

@@ -38,10 +38,14 @@ META = {"logjam-sha256": sha256(GOOD)}
     (META, None, None, OTHER, GZIP, FileError("does not match its logjam-sha256 metadata")),
     # the store's checksums describe the forgery; logjam's fingerprint wins
     (META, sha256(OTHER), md5(OTHER), OTHER, GZIP, FileError("logjam-sha256")),
-    ({}, sha256(GOOD), None, GOOD, GZIP, "the store's SHA-256 checksum"),
+    # the store's checksums prove the transfer, not a whole log: the stream is checked too
+    ({}, sha256(GOOD), None, GOOD, GZIP, "the store's SHA-256 checksum and its gzip checksums"),
     ({}, sha256(GOOD), None, OTHER, GZIP, FileError("does not match the store's SHA-256 checksum")),
-    ({}, None, md5(GOOD), GOOD, GZIP, "its MD5 ETag"),
+    ({}, None, md5(GOOD), GOOD, GZIP, "its MD5 ETag and its gzip checksums"),
     ({}, None, md5(GOOD), OTHER, GZIP, FileError("does not match its MD5 ETag")),
+    ({}, None, md5(GOOD[:20]), GOOD[:20], GZIP, FileError("damaged: not a whole gzip stream")),
+    ({}, sha256(GOOD[:-1]), None, GOOD[:-1], GZIP, FileError("damaged")),
+    ({}, None, md5(b"plain text\n"), b"plain text\n", None, "its MD5 ETag"),
     ({}, None, None, GOOD, GZIP, "its gzip checksums"),
     ({}, None, None, DAMAGED, GZIP, FileError("damaged: not a whole gzip stream")),
     ({}, None, None, GOOD[:-1], GZIP, FileError("damaged")),
