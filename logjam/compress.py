@@ -883,7 +883,18 @@ def describe(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of logjam-compress. Returns the exit status."""
-    return main_runner("logjam-compress", build_parser(), make_job, argv, describe=describe)
+    return main_runner("logjam-compress", build_parser(), make_job, argv, describe=describe,
+                       start_backlog=start_backlog)
+
+
+def start_backlog(args: argparse.Namespace) -> PassStats:
+    """The finished logs of every directory, for the metrics of a run that
+    stopped at its start (a configuration error): the backlog still shows."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stats = PassStats()
+    for log_dir in args.directories:
+        stats.add(finished_backlog(log_dir, now))
+    return stats
 
 
 if __name__ == "__main__":

@@ -586,11 +586,14 @@ def main_runner(
     *,
     stop: Stop | None = None,
     describe: Callable[[argparse.Namespace], str] = lambda args: "",
+    start_backlog: Callable[[argparse.Namespace], PassStats] | None = None,
 ) -> int:
     """Parses argv, builds the job, runs it and maps what happens to an exit status.
 
     describe says what a loop works on (directories, destination without
-    credentials) for the line logged when it starts."""
+    credentials) for the line logged when it starts. start_backlog counts
+    what waits when the job cannot even be built (a configuration error),
+    so that the metrics file records that failed run with its backlog."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
@@ -603,7 +606,15 @@ def main_runner(
     try:
         if args.metrics_file:
             check_metrics_path(args.metrics_file)
-        job = make_job(args)  # may settle args.once (a dry run, --verify)
+        try:
+            job = make_job(args)  # may settle args.once (a dry run, --verify)
+        except LogjamError:
+            if args.metrics_file:
+                failed = PassStats(errors=1)
+                with contextlib.suppress(Exception):
+                    failed.add(start_backlog(args) if start_backlog else PassStats())
+                _metrics_writer(prog, args.metrics_file)(failed, 0.0)
+            raise
         if stop is None:
             stop = Stop()
             install_signal_handlers(stop, once=args.once)

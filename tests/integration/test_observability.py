@@ -11,6 +11,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import run
+from tests.s3proxy import S3Proxy
 
 
 def metrics(path) -> dict[str, float]:
@@ -116,14 +117,19 @@ def fires(expr: str, values: dict[str, float], *, now: float, file_mtime: float)
     return bool(eval(python, {"__builtins__": {}}, namespace))  # noqa: S307 - our own README
 
 
-def test_readme_alerts_fire_after_failed_runs(tmp_path, bucket, s3_server, unused_port):
+def test_readme_alerts_fire_after_failed_runs(tmp_path, bucket, s3_server):
     archive = tmp_path / "logs" / "archive"
     archive.mkdir(parents=True)
     (archive / "db-20130727T1200Z.log.gz").write_bytes(b"x" * 10)
     path = tmp_path / "logjam-upload.prom"
     uri = S3_TEMPLATE.format(bucket=bucket)
 
-    ok = run("logjam-upload", "--once", "--metrics-file", path, "--endpoint-url", s3_server, archive, uri)
+    # The outage: the same endpoint stops answering (another endpoint
+    # would be another destination, with the first file not uploaded there).
+    proxy = S3Proxy(s3_server).start()
+    endpoint = proxy.url
+    ok = run("logjam-upload", "--once", "--metrics-file", path, "--endpoint-url", endpoint, archive, uri)
+    proxy.stop()
     assert ok.returncode == 0, ok.stderr
     last_success = metrics(path)["logjam_last_success_timestamp_seconds"]
     (archive / "db-20130727T1300Z.log.gz").write_bytes(b"y" * 20)
@@ -131,7 +137,7 @@ def test_readme_alerts_fire_after_failed_runs(tmp_path, bucket, s3_server, unuse
 
     for run_number in (1, 2):  # an outage: the endpoint does not answer, run after run
         failed = run("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
-                     "--endpoint-url", f"http://127.0.0.1:{unused_port}", archive, uri)
+                     "--endpoint-url", endpoint, archive, uri)
         assert failed.returncode == 1, failed.stderr
         values = metrics(path)
         assert values["logjam_pending_files"] == 2  # what is really waiting
@@ -202,7 +208,7 @@ def test_compress_failed_directory_counts_its_finished_files(make_logs, tmp_path
 
     result = run("logjam-compress", "--once", "--metrics-file", path, log_dir)
 
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # a configuration error (#8): exit 2, metrics still written
     values = metrics(path)
     assert values["logjam_pending_files"] == 2
     assert values["logjam_oldest_pending_age_seconds"] >= time.time() - 1374926400 - 5

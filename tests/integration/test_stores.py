@@ -297,7 +297,7 @@ def test_probe_that_fails_fails_the_pass_in_one_line_and_the_next_pass_probes_ag
 
     assert status == 1
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and " ERROR failed to probe s3://" in lines[0] and "InternalError" in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith("logjam-upload: error: failed to probe s3://") and "InternalError" in lines[0], err
     assert not (archive / ".uploaded").exists()
     assert json.loads((archive / STATE_NAME).read_text())["stores"] == {}  # nothing learnt
 
