@@ -71,7 +71,9 @@ def parse_filename(name: str) -> LogFile | None:
 
     Never raises: anything that is not a log file name simply does not match.
     """
-    if not isinstance(name, str) or name.startswith("."):
+    # "/" and NUL never occur in a file's name (a caller that passes a path
+    # passed the wrong thing); such text names no log file.
+    if not isinstance(name, str) or name.startswith(".") or "/" in name or "\x00" in name:
         return None
     match = LOGFILE_PATTERN.match(name)
     if match is None:

@@ -106,7 +106,7 @@ def test_bad_values_are_one_usage_line(capsys, option, text):
     with pytest.raises(SystemExit) as exit:
         build_parser().parse_args([f"{option}={text}", "archive", "s3://b/{prefix}/{year}/{month}/{day}/{filename}"])
     assert exit.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+    error = capsys.readouterr().err.strip().splitlines()[0]
     assert error.startswith("logjam-upload: error: argument " + option)
 
 

@@ -135,6 +135,11 @@ def test_basic_and_extended_forms_give_the_same_timestamp():
         # a slash or NUL in the extension
         "flask-20130727T1200Z.log/x",
         "flask-20130727T1200Z.log\x00",
+        # ... or anywhere else: no file's name holds one (the key would lose a segment)
+        "/-20000101T0000Z.log",
+        "a/b-20130727T1200Z.log",
+        "flask-20130727T1200Z-s/x.log",
+        "fl\x00ask-20130727T1200Z.log",
     ],
 )
 def test_parse_filename_rejects(name):
