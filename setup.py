@@ -33,6 +33,7 @@ setup(
         "sentry": ["sentry-sdk>=1.0"],
         "test": [
             "pytest>=7",
+            "pytest-xdist>=3",
             "hypothesis>=6",
             "moto[server]>=5.0.20",
             "sentry-sdk>=1.0",
