@@ -9,14 +9,18 @@ the store where a test counts requests."""
 
 from __future__ import annotations
 
+import collections
 import gzip
 import json
 import os
+import threading
+import urllib.parse
 
 import pytest
 
 from logjam.ledger import LedgerEntry
 from logjam.s3_state import STATE_NAME
+from logjam.s3_uploader import S3Uploader
 from logjam.service import Stop, main_runner
 from logjam.upload import build_parser, make_job
 from tests.conftest import clean_env
@@ -24,6 +28,7 @@ from tests.s3proxy import (
     Fault,
     S3Proxy,
     delay,
+    hold,
     is_complete_multipart,
     is_create_multipart,
     is_put_object,
@@ -236,6 +241,93 @@ def test_conditional_writes_off_makes_no_probe(s3_store, archive, upload, proxy)
     assert len(proxy.matching(is_put_object)) == 1
     assert status == 0, err
     assert s3_store.objects() == {KEY: data}
+
+
+def test_conditional_writes_off_keeps_checking_where_a_probe_found_them_ignored(s3_store, archive, upload, proxy):
+    # A probe (auto) learnt what the store does; a later run with off must not
+    # forget it: on s3rver each key is still checked with HEAD first.
+    archived(archive, "db-20130727T1100Z.log.gz", b"first\n")
+    status, err = upload()
+    assert status == 0, err
+    s3_store.client.put_object(Bucket=s3_store.bucket, Key=KEY, Body=b"planted")
+    data = archived(archive, NAME, b"ours\n")
+    proxy.clear()
+
+    status, err = upload("--conditional-writes", "off")
+
+    assert status == 0, err
+    objects = s3_store.objects()
+    assert objects[KEY] == b"planted"
+    assert objects[DUPLICATE] == data
+    ignored = s3_store.name == "s3rver"
+    assert (err.count("does not override that") == 1) == ignored, err
+    assert ("HEAD" in [method for method, _ in proxy.calls()]) == ignored
+    assert ".logjam-probe-" not in " ".join(path for _, path in proxy.calls())
+
+
+COLLIDING = {
+    # A file named like its neighbour's first upload duplicate: the key the
+    # neighbour moves on to (its own key holds a planted object) is the other's own.
+    "duplicate-name": (["x-20261121T0700Z.log.gz", "x-20261121T0700Z-logjam-upload-duplicate-01.log.gz"],
+                       "x/2026/11/21/x-20261121T0700Z.log.gz",
+                       "x/2026/11/21/x-20261121T0700Z-logjam-upload-duplicate-01.log.gz"),
+    # Raw \xe9 and a literal %E9: utf8_key maps both names to one key.
+    "escaped-name": ([os.fsdecode(b"caf\xe9-20261121T0700Z.log.gz"), "caf%E9-20261121T0700Z.log.gz"],
+                     None, "caf%E9/2026/11/21/caf%E9-20261121T0700Z.log.gz"),
+}
+
+
+@pytest.mark.parametrize(("case", "same_bytes", "multipart"), [
+    ("duplicate-name", False, False), ("duplicate-name", True, False),
+    ("escaped-name", False, False), ("duplicate-name", False, True),
+])
+def test_two_files_of_one_pass_never_share_a_key(s3_store, archive, upload, proxy, monkeypatch, case, same_bytes,
+                                                 multipart):
+    """--jobs 2, two files whose candidate keys overlap. The first write to the
+    shared key (PUT, or a multipart Complete) is held at the proxy until the
+    other file's put() of that key has begun: without one writer per key,
+    both checked the key with HEAD, found it free, and one overwrote the
+    other (s3rver); with the same bytes both were recorded at one key."""
+    names, planted, shared = COLLIDING[case]
+    if planted:
+        s3_store.client.put_object(Bucket=s3_store.bucket, Key=planted, Body=b"planted")
+    files = {}
+    for number, name in enumerate(names):
+        if multipart:  # over the 5 MiB threshold; bytes that are no gzip stream upload as they are
+            files[name] = os.urandom(6 * 1024 * 1024)
+            (archive / name).write_bytes(files[name])
+        else:
+            files[name] = archived(archive, name, b"the same log\n" if same_bytes else f"log {number}\n".encode())
+    entered: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    real_put = S3Uploader.put
+
+    def counting_put(self, local, key, **kwargs):
+        with lock:
+            entered[key] += 1
+        return real_put(self, local, key, **kwargs)
+
+    monkeypatch.setattr(S3Uploader, "put", counting_put)
+
+    def writes_shared_key(request) -> bool:
+        final = is_complete_multipart(request) if multipart else is_put_object(request)
+        return final and urllib.parse.unquote(request.path).endswith("/" + shared)
+
+    proxy.set_faults(Fault(hold(lambda: entered[shared] >= 2), where=writes_shared_key, count=1))
+
+    status, err = upload("--jobs", "2", *(MULTIPART if multipart else ()))
+
+    assert status == 0, err
+    assert entered[shared] >= 2  # the two really met at the key
+    assert not proxy.matching(lambda request: request.fault and request.finished - request.started >= 9)
+    keys = {name: LedgerEntry.from_bytes(name, (archive / ".uploaded" / name).read_bytes()).confirmations[0].key
+            for name in names}
+    assert len(set(keys.values())) == len(names), keys
+    objects = s3_store.objects()
+    for name, key in keys.items():
+        assert objects[key] == files[name], (name, key)
+    if planted:
+        assert objects[planted] == b"planted"
 
 
 def test_probe_object_goes_under_the_templates_fixed_leading_text(s3_store, archive, upload, proxy):
