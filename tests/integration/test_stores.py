@@ -261,7 +261,7 @@ def test_conditional_writes_off_keeps_checking_where_a_probe_found_them_ignored(
     assert objects[DUPLICATE] == data
     ignored = s3_store.name == "s3rver"
     assert (err.count("does not override that") == 1) == ignored, err
-    assert ("HEAD" in [method for method, _ in proxy.calls()]) == ignored
+    assert proxy.calls()[0][0] == ("HEAD" if ignored else "PUT")  # checked before the write where ignored
     assert ".logjam-probe-" not in " ".join(path for _, path in proxy.calls())
 
 
@@ -399,3 +399,51 @@ def test_probe_that_fails_fails_the_pass_in_one_line_and_the_next_pass_probes_ag
     assert s3_store.objects() == {KEY: data}  # the probe's object of the failed pass is gone too
     state = json.loads((archive / STATE_NAME).read_text())
     assert state["probes"] == [] and len(state["stores"]) == 1
+
+
+@pytest.mark.parametrize("content", [
+    {"version": 1, "stores": {"x": "x"}, "multipart": [{"key": 5}]},  # the tester's
+    {"version": 1, "stores": [], "multipart": {}, "probes": "x"},
+    "fifo",
+])
+def test_state_file_of_the_wrong_shape_is_one_warning_then_rewritten(s3_store, archive, upload, content):
+    state = archive / STATE_NAME
+    if content == "fifo":
+        os.mkfifo(state)  # opening it would block the pass: never opened
+    else:
+        state.write_text(json.dumps(content))
+    archived(archive, NAME, b"one\n")
+
+    status, err = upload()
+
+    assert status == 0, err
+    assert "unexpected" not in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if STATE_NAME in line]) == 1, err
+    rewritten = json.loads(state.read_text())
+    assert list(rewritten["stores"].values())[0]["put"] in ("honoured", "ignored")
+    archived(archive, "db-20130727T1300Z.log.gz", b"two\n")
+    status, err = upload()
+    assert status == 0 and STATE_NAME not in err, err
+
+
+def test_state_file_keeps_the_well_formed_entries(archive):
+    from logjam import fsutil
+    from logjam.s3_state import S3State
+
+    good = {"token": "t1", "store": "s", "key": "k", "upload_id": "u1", "started": 1.0}
+    (archive / STATE_NAME).write_text(json.dumps({
+        "version": 1, "stores": {"s": {"put": "ignored", "complete": "ignored"}, "bad": "x"},
+        "multipart": [good, {"key": 5}, {"store": "s", "key": "k2", "upload_id": None}],
+        "probes": [{"store": "s", "key": "p"}, 7]}))
+    fd = fsutil.open_dir(str(archive))
+    try:
+        state = S3State(fd)
+    finally:
+        os.close(fd)
+    assert state.store("s") == {"put": "ignored", "complete": "ignored"}
+    assert state.store("bad") is None
+    entries = state.uploads("s")
+    assert [entry["key"] for entry in entries] == ["k", "k2"]
+    assert entries[0] == good and isinstance(entries[1]["token"], str)
+    assert state.probes("s") == ["p"]
+    assert json.loads((archive / STATE_NAME).read_text())["stores"].keys() == {"s"}  # rewritten
