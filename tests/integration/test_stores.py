@@ -299,21 +299,39 @@ def test_two_files_of_one_pass_never_share_a_key(s3_store, archive, upload, prox
         else:
             files[name] = archived(archive, name, b"the same log\n" if same_bytes else f"log {number}\n".encode())
     entered: collections.Counter = collections.Counter()
+    uploaders = []
     lock = threading.Lock()
     real_put = S3Uploader.put
 
     def counting_put(self, local, key, **kwargs):
         with lock:
             entered[key] += 1
+            uploaders.append(self)
         return real_put(self, local, key, **kwargs)
 
     monkeypatch.setattr(S3Uploader, "put", counting_put)
 
-    def writes_shared_key(request) -> bool:
-        final = is_complete_multipart(request) if multipart else is_put_object(request)
-        return final and urllib.parse.unquote(request.path).endswith("/" + shared)
+    def at_shared_key(request) -> bool:
+        return urllib.parse.unquote(request.path).endswith("/" + shared)
 
-    proxy.set_faults(Fault(hold(lambda: entered[shared] >= 2), where=writes_shared_key, count=1))
+    def writes_shared_key(request) -> bool:
+        return at_shared_key(request) and (is_complete_multipart(request) if multipart else is_put_object(request))
+
+    def other_writer_is_there() -> bool:
+        # The other file's put() of the key has begun, and it either waits for
+        # the key in this process or has reached the store: checked the key
+        # (HEAD, s3rver) or written it (PUT, moto); for multipart, its Complete.
+        if entered[shared] < 2:
+            return False
+        claims = getattr(uploaders[0], "claims", None)
+        if claims is not None and claims._writers.get(shared, (None, 0))[1] >= 2:
+            return True
+        [held] = proxy.matching(lambda request: request.fault is not None)
+        later = proxy.matching(lambda request: request is not held and at_shared_key(request)
+                               and request.started > held.started)
+        return any(is_complete_multipart(request) if multipart else True for request in later)
+
+    proxy.set_faults(Fault(hold(other_writer_is_there), where=writes_shared_key, count=1))
 
     status, err = upload("--jobs", "2", *(MULTIPART if multipart else ()))
 
