@@ -53,19 +53,28 @@ def shares_keys_across_hosts(template: str) -> bool:
     return not fields & {"hostname", "suffix"}
 
 
+# The longest wait an option may ask for (--splay, --interval): a year. Far
+# longer waits overflow the clock arithmetic of a timed wait (OverflowError).
+MAX_WAIT_SECONDS = 366 * 86400
+
+
 def non_negative_seconds(text: str) -> float:
-    """argparse type for --splay: a finite number of seconds, 0 or more."""
+    """argparse type for --splay: a number of seconds, 0 to MAX_WAIT_SECONDS."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    if not 0 <= value <= MAX_WAIT_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_WAIT_SECONDS} seconds (a year): {text!r}")
     return value
 
 
 def hostname_value(text: str) -> str:
-    """argparse type for --hostname: any non-empty name without a slash or a control character."""
-    if not text or "/" in text or any(ord(char) < 32 or ord(char) == 127 for char in text):
-        raise argparse.ArgumentTypeError(f"not a host name: {text!r} (non-empty, no '/', no control characters)")
+    """argparse type for --hostname: any non-empty name without a slash or a
+    control character (NUL included), and not '.' or '..' (a key segment that
+    would step out of its folder). The key it makes with the template is
+    checked again at start (KeyTemplate.check_hostname)."""
+    if not text or text in (".", "..") or "/" in text or any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise argparse.ArgumentTypeError(
+            f"not a host name: {text!r} (non-empty, not '.' or '..', no '/', no control characters)")
     return text

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from logjam import fsutil
+from logjam.errors import Skipped
 
 log = logging.getLogger("logjam.upload")
 
@@ -51,11 +52,12 @@ class S3State:
     def _load(self) -> dict[str, Any]:
         empty: dict[str, Any] = {"version": 1, "stores": {}, "multipart": [], "probes": []}
         try:
-            fd = os.open(STATE_NAME, fsutil.READ_FLAGS, dir_fd=self.archive_fd)
+            fd, _info = fsutil.open_regular(self.archive_fd, STATE_NAME)  # never a FIFO
         except FileNotFoundError:
             return empty
-        except OSError as error:
-            log.warning("cannot read %s (%s); starting afresh", STATE_NAME, error.strerror)
+        except (OSError, Skipped) as error:
+            log.warning("cannot read %s (%s); starting afresh", STATE_NAME,
+                        error.strerror if isinstance(error, OSError) else error)
             return empty
         try:
             chunks = []
@@ -70,9 +72,20 @@ class S3State:
             return empty
         finally:
             os.close(fd)
-        for field, value in empty.items():
-            data.setdefault(field, value)
-        return data
+        kept, dropped = _kept(data)
+        if dropped:
+            # Valid JSON of the wrong shape: what is well formed is kept (a
+            # journal entry lost is an upload of a killed pass left unaborted,
+            # its parts billed until the bucket's lifecycle rule removes them;
+            # a store's answer lost costs one probe); the file is rewritten
+            # at once, so this is said once.
+            log.warning("%s has %d malformed entr%s (%s); left out, the rest kept (an upload of a killed pass "
+                        "left out is for the bucket's lifecycle rule)", STATE_NAME, len(dropped),
+                        "y" if len(dropped) == 1 else "ies", "; ".join(dropped[:3]))
+            self._data = kept
+            with contextlib.suppress(OSError):
+                self._save()
+        return kept
 
     def _save(self) -> None:
         # Called with self._lock held.
@@ -157,3 +170,44 @@ class S3State:
     def probes(self, store: str) -> list[str]:
         with self._lock:
             return [entry["key"] for entry in self._data["probes"] if entry.get("store") == store]
+
+
+ANSWERS = (HONOURED, IGNORED, DENIED)
+
+
+def _kept(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Takes a parsed version 1 state file. Returns (what is well formed in
+    it, a description of each part left out)."""
+    kept: dict[str, Any] = {"version": 1, "stores": {}, "multipart": [], "probes": []}
+    dropped: list[str] = []
+    stores = data.get("stores", {})
+    if isinstance(stores, dict):
+        for store, answer in stores.items():
+            if isinstance(answer, dict) and answer.get("put") in ANSWERS and answer.get("complete") in ANSWERS:
+                kept["stores"][store] = answer
+            else:
+                dropped.append(f"stores[{store!r}]")
+    else:
+        dropped.append("stores")
+    multipart = data.get("multipart", [])
+    for index, entry in enumerate(multipart if isinstance(multipart, list) else []):
+        if isinstance(entry, dict) and isinstance(entry.get("store"), str) and isinstance(entry.get("key"), str) \
+                and entry["key"] and isinstance(entry.get("upload_id"), (str, type(None))):
+            token = entry.get("token")
+            started = entry.get("started")
+            kept["multipart"].append({**entry, "token": token if isinstance(token, str) else secrets.token_hex(8),
+                                      "started": started if isinstance(started, (int, float)) else time.time()})
+        else:
+            dropped.append(f"multipart[{index}]")
+    if not isinstance(multipart, list):
+        dropped.append("multipart")
+    probes = data.get("probes", [])
+    for index, entry in enumerate(probes if isinstance(probes, list) else []):
+        if isinstance(entry, dict) and isinstance(entry.get("store"), str) and isinstance(entry.get("key"), str) \
+                and entry["key"]:
+            kept["probes"].append(entry)
+        else:
+            dropped.append(f"probes[{index}]")
+    if not isinstance(probes, list):
+        dropped.append("probes")
+    return kept, dropped

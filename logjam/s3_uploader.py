@@ -35,10 +35,10 @@ import botocore.exceptions
 from logjam import fsutil
 from logjam.errors import FileError, PassError, UsageError
 from logjam.ledger import Proof, judge
-from logjam.s3_state import DENIED, HONOURED, IGNORED, S3State
+from logjam.s3_state import DENIED, HONOURED, IGNORED, STATE_NAME, S3State
 from logjam.service import map_concurrently
 from logjam.template import MAX_KEY_BYTES, KeyTemplate, key_problem
-from logjam.uploaders import Download, LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
+from logjam.uploaders import Download, KeyClaims, LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
 
 log = logging.getLogger("logjam.upload")
 
@@ -136,6 +136,10 @@ class S3Uploader:
         # Set by begin_pass (the state file, what the store honours).
         self.state: S3State | None = None
         self.honours_put = self.honours_complete = True
+        # One writer per key in this process (see KeyClaims): HEAD then PUT
+        # is not atomic between the threads of --jobs.
+        self.claims = KeyClaims()
+        self._warned_off = False
 
     def check_uri(self) -> None:
         # The bucket is checked by the first request of a pass with work; the
@@ -181,6 +185,7 @@ class S3Uploader:
 
     def begin_pass(self, archive_fd: int) -> None:
         self.state = S3State(archive_fd)
+        self.claims.new_pass()
         store = self._store_id()
         try:
             self._clean_up(store)
@@ -195,6 +200,11 @@ class S3Uploader:
         problem = key_problem(key, max_bytes=MAX_KEY_BYTES)
         if problem:
             raise FileError(f"{self.describe(key)[:80]}: {problem}")
+        # The whole check-and-write, a multipart upload's last HEAD and
+        # Complete included, with no other thread of this process at the key.
+        return self.claims.put(key, local.name, lambda: self._put(local, key, check_stop))
+
+    def _put(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> PutResult:
         try:
             if local.size < self.multipart_threshold:
                 self._put_object(local, key, check_stop)
@@ -370,10 +380,19 @@ class S3Uploader:
 
     def _settle_conditional_writes(self, store: str) -> None:
         assert self.state is not None
-        if self.conditional_writes == "off":
-            self.honours_put = self.honours_complete = True
-            return
         answer = self.state.store(store)
+        if self.conditional_writes == "off":
+            # off: no probe, trust If-None-Match; but never against what an
+            # earlier probe of this archive learnt: where it found the header
+            # ignored, keep checking with HEAD (an overwrite loses a log).
+            self.honours_put = (answer or {}).get("put") != IGNORED
+            self.honours_complete = (answer or {}).get("complete") != IGNORED
+            if not (self.honours_put and self.honours_complete) and not self._warned_off:
+                self._warned_off = True
+                log.warning("s3://%s at %s %s (found by an earlier probe, kept in %s): --conditional-writes off "
+                            "does not override that; logjam checks each key with HEAD before writing it",
+                            self.bucket, self.client.meta.endpoint_url, _describe_answer(answer or {}), STATE_NAME)
+            return
         if answer is None:
             answer = self._probe(store)
             self.state.set_store(store, answer)

@@ -166,8 +166,9 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    if not 0 < value <= fleet.MAX_WAIT_SECONDS:  # longer waits overflow a timed wait
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, at most {fleet.MAX_WAIT_SECONDS} "
+                                         f"(a year): {text!r}")
     return value
 
 

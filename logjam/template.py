@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import datetime
 import re
 import string
 from dataclasses import dataclass
@@ -71,6 +72,22 @@ class KeyTemplate:
                 break
             text += hostname
         return re.sub("/+", "/", utf8_key(text)).lstrip("/")
+
+    def check_hostname(self, hostname: str) -> None:
+        """Raises UsageError if {hostname} = hostname makes keys no backend may
+        write (a '.' or '..' segment, e.g. '{hostname}' = '..', or
+        'logs-{hostname}' is fine but '{hostname}.' with '.' is not; a NUL or
+        control character): one line at start instead of every file failing
+        every pass."""
+        if any(ord(char) < 32 or ord(char) == 127 for char in hostname):
+            raise UsageError(f"host name {hostname!r} has a control character; give --hostname")
+        sample = LogFile("logjam", datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc), None,
+                         ".log.gz", "logjam-20000101T0000Z.log.gz")
+        key = self.format(sample, hostname=hostname)
+        problem = key_problem(key)
+        if problem:
+            raise UsageError(f"host name {hostname!r} in key template {self.text!r} makes keys such as {key!r}, "
+                             "with an empty, '.' or '..' segment; give another --hostname")
 
     def format(self, logfile: LogFile, *, hostname: str, filename: str | None = None) -> str:
         """Takes an archived LogFile. Returns its key (filename may be overridden for duplicates)."""

@@ -506,8 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--delete-uploaded-after", type=parse_duration, default=None, metavar="DURATION",
                         help="delete archived files whose upload is recorded (and confirmed by a HEAD) once "
                              "their log hour is older than this, e.g. 36h, 7d, 2w")
-    parser.add_argument("--multipart-threshold", type=_size, default=None, metavar="BYTES",
-                        help="S3: files of this size or more go multipart (default: 64MiB)")
+    parser.add_argument("--multipart-threshold", type=_threshold, default=None, metavar="BYTES",
+                        help="S3: files of this size or more go multipart, 5MiB to 5GiB (default: 64MiB)")
     add_common_arguments(parser)
     return parser
 
@@ -535,11 +535,18 @@ def _bandwidth(text: str) -> int:
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+# The longest duration an option takes: 100 years. Longer ones overflow the
+# date arithmetic (now minus the duration is before year 1).
+MAX_DURATION = datetime.timedelta(days=36500)
+
+
 def parse_duration(text: str) -> datetime.timedelta:
-    """'36h' -> 36 hours. Units: s m h d w."""
+    """'36h' -> 36 hours. Units: s m h d w; at most MAX_DURATION (100 years)."""
     number, unit = text[:-1], text[-1:].lower()
-    if unit not in DURATION_UNITS or not number.isdigit():
+    if unit not in DURATION_UNITS or not (number.isascii() and number.isdigit()):
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 36h, 7d, 2w)")
+    if int(number) * DURATION_UNITS[unit] > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(f"longer than {MAX_DURATION.days}d (100 years): {text!r}")
     return datetime.timedelta(seconds=int(number) * DURATION_UNITS[unit])
 
 
@@ -556,11 +563,22 @@ def _size(text: str, *, minimum: int = 5 << 20) -> int:
     number = text.rstrip("kKmMgGiIbB")
     unit = text[len(number):].lower()
     try:
+        if not (number.isascii() and number.isdigit()):
+            raise ValueError(number)
         value = int(number) * units[unit]
     except (ValueError, KeyError):
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 5242880, 8MiB)") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes: {text!r}")
+    return value
+
+
+def _threshold(text: str) -> int:
+    """--multipart-threshold: 5 MiB to 5 GiB (S3's largest single PUT; above
+    it every larger file would fail with EntityTooLarge)."""
+    value = _size(text)
+    if value > 5 << 30:
+        raise argparse.ArgumentTypeError(f"must be at most 5GiB (S3's largest single PUT): {text!r}")
     return value
 
 
@@ -589,6 +607,7 @@ def make_job(args: argparse.Namespace) -> UploadJob:
         args.once = True
     shared = fleet.shares_keys_across_hosts(template.text) and not args.verify and not args.dry_run
     hostname = args.hostname or socket.gethostname()
+    template.check_hostname(hostname)  # one line now, not every file failing every pass
     return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs,
                      verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
                      dry_run=args.dry_run, delete_after=args.delete_uploaded_after,

@@ -15,6 +15,7 @@ CONFLICT into a try at the next duplicate key.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import errno
 import io
@@ -94,6 +95,63 @@ class Uploader(Protocol):
         """A stream of the object's bytes (for --verify=full)."""
 
 
+class KeyClaims:
+    """Within one process: one writer per key at a time, and which local file
+    each key was stored or found identical for during this pass.
+
+    A backend's check-and-write of a key (HEAD then PUT where the store
+    ignores If-None-Match; a file:// existence check then link) is not atomic
+    between the threads of --jobs. Two files of one archive can want one key:
+    a file literally named like another's upload duplicate
+    (``x-...T0700Z-logjam-upload-duplicate-01.log.gz``), or names that
+    utf8_key's %XX escaping maps to one key. Holding the key's lock around
+    the whole check-and-write makes the second writer see the first's
+    object and move on to its next duplicate key; a key already taken by
+    another local file of this pass is a CONFLICT even if it holds the same
+    bytes, so the ledger never records two files at one key. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writers: dict[str, tuple[threading.Lock, int]] = {}  # key -> (its lock, threads using it)
+        self._holders: dict[str, str] = {}  # key -> the local file name it holds
+
+    def new_pass(self) -> None:
+        """Forgets the holders (memory stays bounded by one pass in loop mode)."""
+        with self._lock:
+            self._holders.clear()
+
+    def put(self, key: str, name: str, write: Callable[[], PutResult]) -> PutResult:
+        """Runs write() (the backend's check-and-write of key for local file
+        name) with no other thread of this process writing key. Returns its
+        result, or CONFLICT without calling it when key holds another file."""
+        with self._exclusive(key):
+            with self._lock:
+                holder = self._holders.get(key)
+            if holder is not None and holder != name:
+                return PutResult.CONFLICT
+            result = write()
+            if result is not PutResult.CONFLICT:
+                with self._lock:
+                    self._holders[key] = name
+            return result
+
+    @contextlib.contextmanager
+    def _exclusive(self, key: str) -> Iterator[None]:
+        with self._lock:
+            lock, users = self._writers.get(key) or (threading.Lock(), 0)
+            self._writers[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._writers[key]
+                if users == 1:
+                    del self._writers[key]
+                else:
+                    self._writers[key] = (lock, users - 1)
+
+
 @dataclass(frozen=True)
 class RemoteObject:
     size: int
@@ -137,6 +195,7 @@ class FileUploader:
         self.throttle = Throttle(getattr(options, "max_bandwidth", None))
         self.root = root
         self.template = path[len(root):].lstrip("/")
+        self.claims = KeyClaims()
 
     def check_uri(self) -> None:
         if not os.path.isdir(self.root):
@@ -155,9 +214,17 @@ class FileUploader:
         pass
 
     def begin_pass(self, archive_fd: int) -> None:
-        pass  # link() never replaces a name: nothing to learn about the store
+        # link() never replaces a name: nothing to learn about the store.
+        self.claims.new_pass()
 
     def put(self, local: LocalFile, key: str, *, check_stop: Callable[[], None]) -> PutResult:
+        # One writer per path in this process: a second thread would remove
+        # the first's temporary file as stale, or find its finished copy
+        # identical and record a second file at the same path.
+        path = "/".join(_key_components(key))
+        return self.claims.put(path, local.name, lambda: self._put(local, key, check_stop))
+
+    def _put(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> PutResult:
         *folders, name = _key_components(key)
         for component in (*folders, name):
             size = len(os.fsencode(component))

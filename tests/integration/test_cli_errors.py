@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,21 @@ BAD = [
     ("logjam-compress", [], "DIR"),
     ("logjam-compress", ["--once", "--metrics-file", "MISSING", "DIR"], "--metrics-file"),
     ("logjam-upload", ["--delete-uploaded-after", "7y", "ARCHIVE", "URI"], "--delete-uploaded-after"),
+    ("logjam-upload", ["--once", "--delete-uploaded-after", "1000000000d", "ARCHIVE", "URI"],
+     "--delete-uploaded-after"),
+    ("logjam-upload", ["--once", "--delete-uploaded-after", "36501d", "ARCHIVE", "URI"], "--delete-uploaded-after"),
+    ("logjam-upload", ["--once", "--delete-uploaded-after", "99999999999999999999w", "ARCHIVE", "URI"],
+     "--delete-uploaded-after"),
+    ("logjam-upload", ["--once", "--delete-uploaded-after", "\u00b2d", "ARCHIVE", "URI"], "--delete-uploaded-after"),
+    ("logjam-upload", ["--once", "--interval", "1e300", "ARCHIVE", "URI"], "--interval"),
+    ("logjam-upload", ["--once", "--splay", "1e300", "ARCHIVE", "URI"], "--splay"),
+    ("logjam-compress", ["--once", "--interval", "1e300", "DIR"], "--interval"),
+    ("logjam-compress", ["--once", "--splay", "99999999999", "DIR"], "--splay"),
+    ("logjam-upload", ["--once", "--hostname", ".", "ARCHIVE", "URI"], "--hostname"),
+    ("logjam-upload", ["--once", "--hostname", "..", "ARCHIVE", "URI"], "--hostname"),
+    ("logjam-upload", ["--once", "--hostname", "a\x00b", "ARCHIVE", "URI"], "--hostname"),
+    ("logjam-upload", ["--multipart-threshold", "6GiB", "ARCHIVE", "URI"], "--multipart-threshold"),
+    ("logjam-upload", ["--multipart-threshold", "\u0665M", "ARCHIVE", "URI"], "--multipart-threshold"),
     ("logjam-upload", ["--multipart-threshold", "1M", "ARCHIVE", "URI"], "--multipart-threshold"),
     ("logjam-upload", ["--max-bandwidth", "fast", "ARCHIVE", "URI"], "--max-bandwidth"),
     ("logjam-upload", ["--interval", "-5", "ARCHIVE", "URI"], "--interval"),
@@ -95,6 +111,30 @@ def test_usage_error_is_one_line_and_exit_2(in_process, dirs, capsys, command, a
     assert "usage:" not in err
     if len(lines) == 2:
         assert lines[1] == f"Try '{command} --help' for more information."
+
+
+@pytest.mark.parametrize(("machine", "template"), [
+    ("..", "{hostname}/" + TEMPLATE),  # the machine's own name is not checked by --hostname's type
+    (".", "{hostname}./" + TEMPLATE),  # a '..' segment made with the template's literal text
+    ("web\t1", "{hostname}/" + TEMPLATE),
+])
+@pytest.mark.parametrize("scheme", ["file", "s3"])
+def test_host_name_that_makes_a_bad_key_is_one_line_at_start(in_process, dirs, capsys, monkeypatch, machine,
+                                                             template, scheme):
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: machine)
+    (Path(dirs["ARCHIVE"]) / "db-20130727T1200Z.log.gz").write_bytes(b"x")
+    uri = dirs["URI"].replace(TEMPLATE, template) if scheme == "file" else f"s3://bucket/{template}"
+
+    for extra in ([], ["--dry-run"]):
+        status_ = upload.main(["--once", *extra, dirs["ARCHIVE"], uri])
+
+        err = capsys.readouterr().err
+        assert status_ == 2, err
+        assert err.startswith(f"logjam-upload: error: host name {machine!r} "), err
+        assert len(err.splitlines()) <= 2, err
+    assert not (Path(dirs["ARCHIVE"]) / ".uploaded").exists()
 
 
 def test_empty_uri_says_where_it_is_set(in_process, dirs, capsys):

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import stat
+import threading
 
 import pytest
 
@@ -188,3 +189,49 @@ def test_duplicate_name_longer_than_name_max_fails_once_and_leaves_the_file(arch
     assert (archive / name).read_bytes() == ours
     assert sorted(os.listdir(folder)) == [name]  # nothing written, no temporary file left
     assert not (archive / ".uploaded").exists()
+
+
+def test_two_files_of_one_pass_never_share_a_path(archive, dest, monkeypatch, capsys):
+    """--jobs 2: a file named like its neighbour's first upload duplicate,
+    with the same bytes, wants the path the neighbour moves on to (its own
+    holds other content). The first thread's existence check of that path
+    waits until the other thread's put() of it has begun: without one writer
+    per path, the second removed the first's temporary file as stale or found
+    its copy identical, and both files were recorded at one path."""
+    from logjam import uploaders
+    from logjam.upload import main
+
+    names = ["x-20261121T0700Z.log.gz", "x-20261121T0700Z-logjam-upload-duplicate-01.log.gz"]
+    shared = "x/2026/11/21/" + names[1]
+    (dest / "x/2026/11/21").mkdir(parents=True)
+    (dest / "x/2026/11/21" / names[0]).write_bytes(b"planted")
+    data = gzip.compress(b"the same log\n", mtime=0)
+    for name in names:
+        (archive / name).write_bytes(data)
+    entered = []
+    both_in = threading.Event()
+    real_put, real_existing = uploaders.FileUploader.put, uploaders._existing
+
+    def counting_put(self, local, key, **kwargs):
+        entered.append(key)
+        if entered.count(shared) >= 2:
+            both_in.set()
+        return real_put(self, local, key, **kwargs)
+
+    def waiting_existing(dir_fd, name, local, check_stop):
+        if name == names[1]:
+            assert both_in.wait(10), "the second put() of the shared path never began"
+        return real_existing(dir_fd, name, local, check_stop)
+
+    monkeypatch.setattr(uploaders.FileUploader, "put", counting_put)
+    monkeypatch.setattr(uploaders, "_existing", waiting_existing)
+
+    status = main(["--once", "--jobs", "2", str(archive), f"file://{dest}/{TEMPLATE}"])
+
+    err = capsys.readouterr().err
+    assert status == 0, err
+    keys = {name: LedgerEntry.from_bytes(name, (archive / ".uploaded" / name).read_bytes()).confirmations[0].key
+            for name in names}
+    assert len(set(keys.values())) == 2, keys
+    assert all((dest / key).read_bytes() == data for key in keys.values())
+    assert (dest / "x/2026/11/21" / names[0]).read_bytes() == b"planted"

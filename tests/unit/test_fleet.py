@@ -100,14 +100,17 @@ def test_splay_option_accepts(text, value):
 
 @pytest.mark.parametrize("option, text", [
     ("--splay", "-1"), ("--splay", "nan"), ("--splay", "inf"), ("--splay", "soon"),
-    ("--hostname", ""), ("--hostname", "a/b"), ("--hostname", "web\n1"),
+    ("--splay", "1e300"), ("--splay", "9999999999"),
+    ("--hostname", ""), ("--hostname", "a/b"), ("--hostname", "web\n1"), ("--hostname", "."), ("--hostname", ".."),
+    ("--hostname", "web\x001"), ("--hostname", "web\x7f"),
 ])
 def test_bad_values_are_one_usage_line(capsys, option, text):
     with pytest.raises(SystemExit) as exit:
         build_parser().parse_args([f"{option}={text}", "archive", "s3://b/{prefix}/{year}/{month}/{day}/{filename}"])
     assert exit.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[0]
+    error, hint = capsys.readouterr().err.strip().splitlines()  # the problem, then where to read more
     assert error.startswith("logjam-upload: error: argument " + option)
+    assert hint.startswith("Try ")
 
 
 # -- the rate-limiting front of bench/fleet.py (tests/s3proxy.py) ------------------------
