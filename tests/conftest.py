@@ -105,6 +105,25 @@ def bucket(s3_client):
 
 
 @pytest.fixture
+def dest(tmp_path):
+    """An empty destination root for file:// uploads."""
+    path = tmp_path / "dest"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def run_upload(capsys):
+    """run_upload(*args) -> (status, stderr): logjam-upload --once in-process."""
+    from logjam.upload import main as upload_main
+
+    def upload(*args) -> tuple[int, str]:
+        status = upload_main(["--once", "--jobs", "1", *map(str, args)])
+        return status, capsys.readouterr().err
+    return upload
+
+
+@pytest.fixture
 def archive(tmp_path):
     """An empty DIR/archive/, as logjam-compress leaves it for logjam-upload."""
     path = tmp_path / "logs" / "archive"

@@ -14,7 +14,6 @@ import pytest
 
 from logjam.ledger import LedgerEntry
 from logjam.status import main as status_main
-from logjam.upload import main as upload_main
 from tests.conftest import CREDENTIALS, tree
 from tests.integration.test_upload_s3 import keys
 
@@ -36,21 +35,6 @@ def aws_env(monkeypatch):
     # moto server logs there too (its 404s are warnings).
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
     monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", True)
-
-
-@pytest.fixture
-def dest(tmp_path):
-    path = tmp_path / "dest"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def run_upload(capsys):
-    def upload(*args) -> tuple[int, str]:
-        status = upload_main(["--once", "--jobs", "1", *map(str, args)])
-        return status, capsys.readouterr().err
-    return upload
 
 
 @pytest.fixture

@@ -25,13 +25,6 @@ HOST_TEMPLATE = "{hostname}/{prefix}/{year}/{month}/{day}/{filename}"
 NAME = "db-20130727T1200Z.log.gz"
 
 
-@pytest.fixture
-def dest(tmp_path):
-    path = tmp_path / "dest"
-    path.mkdir()
-    return path
-
-
 def hostname_with_delay(seconds: float, directory, *, at_least: float, at_most: float) -> str:
     """A host name whose splay for directory falls in [at_least, at_most]."""
     for number in range(10_000):

@@ -10,7 +10,6 @@ import os
 import pytest
 
 from logjam.ledger import LedgerEntry
-from logjam.upload import main as upload_main
 from tests.conftest import tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -20,21 +19,6 @@ OLD = "db-20130727T1200Z.log.gz"
 @pytest.fixture(autouse=True)
 def fresh_logging(monkeypatch):
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
-
-
-@pytest.fixture
-def dest(tmp_path):
-    path = tmp_path / "dest"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def run_upload(capsys):
-    def upload(*args) -> tuple[int, str]:
-        status = upload_main(["--once", "--jobs", "1", *map(str, args)])
-        return status, capsys.readouterr().err
-    return upload
 
 
 def old_marker(dest, key: str, data: bytes) -> bytes:

@@ -8,20 +8,11 @@ import os
 import stat
 import threading
 
-import pytest
-
 from logjam.ledger import LedgerEntry
 from tests.conftest import run, tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
 NAME = "db-20130727T1200Z.log.gz"
-
-
-@pytest.fixture
-def dest(tmp_path):
-    path = tmp_path / "dest"
-    path.mkdir()
-    return path
 
 
 def upload(archive, uri):
