@@ -22,6 +22,8 @@ import deflate
 import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
+from logjam.threads import block_stop_signals
+
 # One gzip member per this much log: big enough that the members' headers
 # and restarted dictionaries cost under 0.5 % of the size (measured on the
 # loghub corpus: 1 MiB pieces 0.949 of gzip -6, 4 MiB 0.945), small enough
@@ -63,7 +65,8 @@ class GzipMembers:
         self._pending_size = 0
         self._members = 0
         self._window = 2 * threads
-        self._pool = (concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="logjam-gzip")
+        self._pool = (concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="logjam-gzip",
+                                                            initializer=block_stop_signals)
                       if threads > 1 else None)
         self._in_flight: collections.deque[concurrent.futures.Future[bytearray]] = collections.deque()
         self.closed = False

@@ -40,6 +40,7 @@ from logjam.service import (
     main_runner,
     map_concurrently,
 )
+from logjam.threads import block_stop_signals
 
 log = logging.getLogger("logjam.compress")
 R = TypeVar("R")
@@ -311,6 +312,7 @@ class _ReadBack:
         self.thread.start()
 
     def _run(self) -> None:
+        block_stop_signals()
         length = checksum = 0
         try:
             with self.codec.open_reader(self.follower) as reader:  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from typing import NoReturn, TypeVar
 
 from logjam import __version__, fleet, fsutil
 from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
+from logjam.threads import block_stop_signals
 
 log = logging.getLogger("logjam")
 T = TypeVar("T")
@@ -59,7 +60,13 @@ class Stop:
             raise Interrupted(self.signum)
 
     def wait(self, seconds: float) -> bool:
-        return self.event.wait(seconds)
+        # In slices: between them the main thread runs any signal handler
+        # that is due, whichever thread the kernel handed the signal to.
+        deadline = time.monotonic() + seconds
+        while not self.event.wait(max(0.0, min(1.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
 
 @dataclass
@@ -107,7 +114,7 @@ def map_concurrently(function: Callable[[T], R], items: Sequence[T], *, workers:
     """
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, initializer=block_stop_signals) as pool:
         futures = [pool.submit(function, item) for item in items]
         try:
             return [future.result() for future in futures]
@@ -334,6 +341,7 @@ def _signal_relay() -> int:
 
 
 def _act_on_signals(read_fd: int) -> None:
+    block_stop_signals()
     while received := os.read(read_fd, 1):
         if _signal_target is None:
             continue
@@ -349,6 +357,7 @@ def _act_on_signals(read_fd: int) -> None:
 
 
 def _watchdog(status: int) -> None:
+    block_stop_signals()
     time.sleep(STOP_GRACE)
     log.warning("still busy %.0f s after the stop request; exiting now (exit status %d)", STOP_GRACE, status)
     _force_exit(status)

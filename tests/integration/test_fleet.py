@@ -225,4 +225,8 @@ def test_a_slow_down_slows_every_thread_not_just_the_throttled_one(archive, buck
     assert [request.fault for request in puts[names[0]]] == [str(SLOW_DOWN), "hold"]
     (held,), (third,) = puts[names[1]], puts[names[2]]
     assert puts[names[0]][0].finished <= held.finished  # the SlowDown came first
-    assert third.started - held.finished > 0.2, "the other thread was not slowed down"
+    # Standard mode sends C within milliseconds of B (measured 0.005 s).
+    # Adaptive mode waits for a token of a bucket refilled at 0.7 times the
+    # rate it measured, which with this few requests is 0.1 s or more
+    # (measured 0.10-2 s): the margin is the token wait, not a guess at load.
+    assert third.started - held.finished > 0.05, "the other thread was not slowed down"
