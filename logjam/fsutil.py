@@ -285,12 +285,9 @@ def _rename_noreplace(dir_fd: int, temp: str, name: str) -> bool:
     # Without hard links, renameat2(RENAME_NOREPLACE) moves the file into
     # place atomically and refuses an existing name. (A placeholder created
     # first would show readers an empty file under the final name.)
-    result = _renameat2(dir_fd, os.fsencode(temp), dir_fd, os.fsencode(name), RENAME_NOREPLACE)
-    if result == 0:
-        return True
-    error = ctypes.get_errno()
-    if error == errno.EEXIST:
-        return False
+    error = _renameat2_noreplace(dir_fd, temp, name)
+    if error in (0, errno.EEXIST):
+        return error == 0
     raise OSError(error, f"cannot move into place without replacing ({os.strerror(error)})", name)
 
 
@@ -304,12 +301,9 @@ def rename_noreplace(dir_fd: int, source: str, target: str) -> bool:
     that target is free, which is safe only for names no one else creates
     (logjam's own hidden names).
     """
-    result = _renameat2(dir_fd, os.fsencode(source), dir_fd, os.fsencode(target), RENAME_NOREPLACE)
-    if result == 0:
-        return True
-    error = ctypes.get_errno()
-    if error == errno.EEXIST:
-        return False
+    error = _renameat2_noreplace(dir_fd, source, target)
+    if error in (0, errno.EEXIST):
+        return error == 0
     if error not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
         raise OSError(error, os.strerror(error), source)
     try:
@@ -328,6 +322,14 @@ def rename_noreplace(dir_fd: int, source: str, target: str) -> bool:
 
 
 RENAME_NOREPLACE = 1
+
+
+def _renameat2_noreplace(dir_fd: int, source: str, target: str) -> int:
+    """renameat2(RENAME_NOREPLACE) within dir_fd. Returns 0 when moved, else
+    the errno (EEXIST: target exists; ENOSYS and the like: not supported)."""
+    if _renameat2(dir_fd, os.fsencode(source), dir_fd, os.fsencode(target), RENAME_NOREPLACE) == 0:
+        return 0
+    return ctypes.get_errno()
 
 
 def _renameat2(*args) -> int:
