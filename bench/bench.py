@@ -247,6 +247,18 @@ def write_file(path: Path, block: bytes, size: int) -> None:
             left -= len(piece)
 
 
+def fresh_copy(source: Path, names: list[str], target: Path) -> Path:
+    """A fresh copy of names from source in target (emptied first), each
+    back-dated an hour and synced: what every tool gets before its clock starts."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    for n in names:
+        shutil.copyfile(source / n, target / n)
+        backdate(target / n)
+    settle()
+    return target
+
+
 def backdate(path: Path) -> None:
     """Makes a log look finished an hour ago (logjam-compress waits for files
     to be quiet for --min-quiet seconds before taking them)."""
@@ -347,13 +359,7 @@ def bench_compression(args, corpus: Corpus, work: Path, table: Table, *, files: 
     for rep in range(args.reps):
         for name in order[rep % len(order):] + order[: rep % len(order)]:  # rotate the order
             kind, command, suffixes = commands[name]
-            target = work / "run"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            for n in names:
-                shutil.copyfile(source / n, target / n)
-                backdate(target / n)
-            settle()
+            target = fresh_copy(source, names, work / "run")
             if kind == "cli":
                 result = run_each([command(str(target / n)) for n in names])
             elif kind == "logjam":
@@ -758,13 +764,7 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
         order = list(commands)
         for rep in range(args.reps):
             for name in order[rep % len(order):] + order[: rep % len(order)]:
-                target = work / "single-run"
-                shutil.rmtree(target, ignore_errors=True)
-                target.mkdir()
-                for n in names:
-                    shutil.copyfile(source / n, target / n)
-                    backdate(target / n)
-                settle()
+                target = fresh_copy(source, names, work / "single-run")
                 result = commands[name](target)
                 if name.startswith("logjam-compress") and any((target / n).exists() for n in names):
                     raise RuntimeError(f"{label}: logjam-compress left originals")
