@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from logjam import fsutil
 from logjam.codecs import CODECS, CORRUPT_STREAM_ERRORS, GZIP, Codec, available_cores, codec_for_filename, crc32
+from logjam.concurrency import block_stop_signals, map_concurrently
 from logjam.errors import FileError, NotReady, Skipped, UsageError
 from logjam.integrity import file_fingerprint
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
@@ -38,9 +39,7 @@ from logjam.service import (
     directory_lock,
     fields,
     main_runner,
-    map_concurrently,
 )
-from logjam.threads import block_stop_signals
 
 log = logging.getLogger("logjam.compress")
 R = TypeVar("R")

@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from logjam import fsutil
+from logjam.backends.base import RemoteObject, Uploader
 from logjam.codecs import CORRUPT_STREAM_ERRORS
 from logjam.errors import FileError, Skipped
 from logjam.integrity import METADATA_SHA256, Fingerprint, fingerprint
-from logjam.uploaders import RemoteObject, Uploader
 
 LEDGER_DIRNAME = ".uploaded"
 FORMAT = "logjam-ledger/2"

@@ -7,7 +7,6 @@ process ends.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import datetime
 import errno
@@ -23,15 +22,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from logjam import __version__, fleet, fsutil
+from logjam.concurrency import block_stop_signals
 from logjam.errors import ExitStatus, Interrupted, LogjamError, UsageError
-from logjam.threads import block_stop_signals
 
 log = logging.getLogger("logjam")
-T = TypeVar("T")
-R = TypeVar("R")
 
 MIN_SLEEP = 1.0
 STOP_GRACE = 4.0  # seconds from SIGTERM to a forced (but clean) exit
@@ -104,23 +101,6 @@ class PassStats:
 
 
 Job = Callable[[Stop], PassStats]
-
-
-def map_concurrently(function: Callable[[T], R], items: Sequence[T], *, workers: int) -> list[R]:
-    """Calls function on each item, workers at a time; returns the results in order.
-
-    On a stop or an error that ends the pass, the calls in hand finish (or
-    roll back) and no new one starts, then the exception goes on.
-    """
-    if workers <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, initializer=block_stop_signals) as pool:
-        futures = [pool.submit(function, item) for item in items]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
 
 
 class ArgumentParser(argparse.ArgumentParser):

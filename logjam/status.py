@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from logjam import __version__, fsutil
+from logjam.backends import get_uploader
+from logjam.backends.base import Uploader
 from logjam.codecs import codec_for_filename
 from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
@@ -24,7 +26,6 @@ from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proo
 from logjam.parse import parse_filename
 from logjam.service import ArgumentParser
 from logjam.template import KeyTemplate
-from logjam.uploaders import Uploader, get_uploader
 
 STATES = ("live", "finished", "archived", "uploaded")
 

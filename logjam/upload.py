@@ -22,7 +22,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from logjam import fleet, fsutil
+from logjam.backends import get_uploader
+from logjam.backends.base import LocalFile, PutResult, Uploader
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
+from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, Skipped, UsageError
 from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
 from logjam.ledger import (
@@ -48,11 +51,9 @@ from logjam.service import (
     directory_lock,
     fields,
     main_runner,
-    map_concurrently,
     without_credentials,
 )
 from logjam.template import KeyTemplate, upload_duplicate_filename
-from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
 
 log = logging.getLogger("logjam.upload")
 

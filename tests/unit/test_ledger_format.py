@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from logjam.backends.base import RemoteObject
 from logjam.integrity import Fingerprint
 from logjam.ledger import (
     FORMAT,
@@ -19,7 +20,6 @@ from logjam.ledger import (
     judge,
     normalise_endpoint,
 )
-from logjam.uploaders import RemoteObject
 
 DATA = b"archived bytes"
 PRINT = Fingerprint(len(DATA), hashlib.sha256(DATA).hexdigest(), 5, "ab" * 32)

@@ -5,7 +5,7 @@ turned into one-line logjam errors at this boundary.
 Not every S3-compatible store honours If-None-Match (s3rver, older MinIO and
 Ceph accept the header and overwrite anyway). Before its first write to a
 bucket, a pass probes the store once (see ``_probe``) and remembers the
-answer in the archive's state file (``logjam.s3_state``). On a store that
+answer in the archive's state file (``logjam.backends.s3_state``). On a store that
 does not honour it, every write is preceded by a HEAD of the key (and a
 multipart upload is checked again right before Complete): that never
 overwrites what was there before, but cannot rule out a race with another
@@ -33,12 +33,12 @@ import botocore.config
 import botocore.exceptions
 
 from logjam import fsutil
+from logjam.backends.base import Download, KeyClaims, LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
+from logjam.backends.s3_state import DENIED, HONOURED, IGNORED, STATE_NAME, S3State
+from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, PassError, UsageError
 from logjam.ledger import Proof, judge
-from logjam.s3_state import DENIED, HONOURED, IGNORED, STATE_NAME, S3State
-from logjam.service import map_concurrently
 from logjam.template import MAX_KEY_BYTES, KeyTemplate, key_problem
-from logjam.uploaders import Download, KeyClaims, LocalFile, OffsetReader, PutResult, RemoteObject, Throttle, reader
 
 log = logging.getLogger("logjam.upload")
 
