@@ -23,23 +23,18 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from logjam import fsutil
+from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner
 from logjam.codecs import CODECS, CORRUPT_STREAM_ERRORS, GZIP, Codec, available_cores, codec_for_filename, crc32
 from logjam.concurrency import block_stop_signals, map_concurrently
 from logjam.errors import FileError, NotReady, Skipped, UsageError
+from logjam.fsutil import directory_lock
 from logjam.integrity import file_fingerprint
+from logjam.logs import fields
 from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
 from logjam.progress import Progress, progress
+from logjam.runner import PassStats
 from logjam.safety import check_directory_security, open_for_writing
-from logjam.service import (
-    EXIT_STATUS_HELP,
-    ArgumentParser,
-    PassStats,
-    Stop,
-    add_common_arguments,
-    directory_lock,
-    fields,
-    main_runner,
-)
+from logjam.signals import Stop
 
 log = logging.getLogger("logjam.compress")
 R = TypeVar("R")

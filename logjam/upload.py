@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from logjam import fleet, fsutil
 from logjam.backends import get_uploader
 from logjam.backends.base import LocalFile, PutResult, Uploader
+from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner, without_credentials
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, Skipped, UsageError
+from logjam.fsutil import directory_lock
 from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
 from logjam.ledger import (
     LEDGER_DIRNAME,
@@ -39,20 +41,12 @@ from logjam.ledger import (
     only_elsewhere,
     prove,
 )
+from logjam.logs import fields
 from logjam.parse import LogFile, logfile_keyfunc, parse_filename
 from logjam.progress import Progress, progress
+from logjam.runner import PassStats
 from logjam.safety import check_directory_security
-from logjam.service import (
-    EXIT_STATUS_HELP,
-    ArgumentParser,
-    PassStats,
-    Stop,
-    add_common_arguments,
-    directory_lock,
-    fields,
-    main_runner,
-    without_credentials,
-)
+from logjam.signals import Stop
 from logjam.template import KeyTemplate, upload_duplicate_filename
 
 log = logging.getLogger("logjam.upload")

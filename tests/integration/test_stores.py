@@ -20,8 +20,9 @@ import pytest
 
 from logjam.backends.s3 import S3Uploader
 from logjam.backends.s3_state import STATE_NAME
+from logjam.cli import main_runner
 from logjam.ledger import LedgerEntry
-from logjam.service import Stop, main_runner
+from logjam.signals import Stop
 from logjam.upload import build_parser, make_job
 from tests.conftest import clean_env
 from tests.s3proxy import (
