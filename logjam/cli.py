@@ -17,26 +17,10 @@ from typing import NoReturn
 
 from logjam import __version__, fleet
 from logjam.errors import ExitStatus, Interrupted, LogjamError
-from logjam.logs import (
-    LOG_LEVELS,
-    configure_logging,
-    describe_error,
-    fields,
-    one_line,
-)
-from logjam.monitoring import (
-    capture_exception,
-    capture_message,
-    check_metrics_path,
-    configure_sentry,
-    metrics_writer,
-)
+from logjam.logs import LOG_LEVELS, configure_logging, describe_error, fields, one_line
+from logjam.monitoring import capture_exception, capture_message, check_metrics_path, configure_sentry, metrics_writer
 from logjam.runner import Job, PassStats, run
-from logjam.signals import (
-    Stop,
-    install_signal_handlers,
-    signal_name,
-)
+from logjam.signals import Stop, install_signal_handlers, signal_name
 
 log = logging.getLogger("logjam")
 

@@ -12,12 +12,8 @@ from dataclasses import dataclass
 
 from logjam.errors import ExitStatus, LogjamError
 from logjam.logs import describe_error
-from logjam.monitoring import (
-    capture_exception,
-)
-from logjam.signals import (
-    Stop,
-)
+from logjam.monitoring import capture_exception
+from logjam.signals import Stop
 
 log = logging.getLogger("logjam")
 

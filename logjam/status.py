@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from logjam import __version__, fsutil
+from logjam.archive import ARCHIVE_DIRNAME
 from logjam.backends import get_uploader
 from logjam.backends.base import Uploader
 from logjam.cli import ArgumentParser
 from logjam.codecs import codec_for_filename
-from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
+from logjam.compress import yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
 from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, only_elsewhere, prove
 from logjam.parse import parse_filename

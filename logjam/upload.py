@@ -42,7 +42,7 @@ from logjam.ledger import (
     prove,
 )
 from logjam.logs import fields
-from logjam.parse import LogFile, logfile_keyfunc, parse_filename
+from logjam.parse import LogFile, parse_filename
 from logjam.progress import Progress, progress
 from logjam.runner import PassStats
 from logjam.safety import check_directory_security
@@ -60,10 +60,10 @@ MAX_UPLOAD_DUPLICATES = 99
 
 def select_pending(archive_names: Iterable[str], uploaded_names: Iterable[str]) -> list[LogFile]:
     """Takes the archive's and the ledger's file names. Returns the archived
-    LogFiles not yet recorded as uploaded, in logfile_keyfunc order."""
+    LogFiles not yet recorded as uploaded, in LogFile.sort_key order."""
     done = set(uploaded_names)
     pending = (parse_filename(name) for name in archive_names if name not in done)
-    return sorted((logfile for logfile in pending if logfile is not None), key=logfile_keyfunc)
+    return sorted((logfile for logfile in pending if logfile is not None), key=LogFile.sort_key)
 
 
 def candidate_keys(template: KeyTemplate, logfile: LogFile, *, hostname: str) -> list[str]:
