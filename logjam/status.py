@@ -24,8 +24,10 @@ from logjam.cli import ArgumentParser
 from logjam.codecs import codec_for_filename
 from logjam.compress import yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
-from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, only_elsewhere, prove
+from logjam.ledger import LEDGER_DIRNAME, Ledger
+from logjam.markers import Destination, MarkerError, only_elsewhere
 from logjam.parse import parse_filename
+from logjam.proof import Proof, Verdict, prove
 from logjam.template import KeyTemplate
 
 STATES = ("live", "finished", "archived", "uploaded")

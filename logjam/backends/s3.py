@@ -37,7 +37,7 @@ from logjam.backends.base import Download, KeyClaims, LocalFile, OffsetReader, P
 from logjam.backends.s3_state import DENIED, HONOURED, IGNORED, STATE_NAME, S3State
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, PassError, UsageError
-from logjam.ledger import Proof, judge
+from logjam.proof import Proof, judge
 from logjam.template import MAX_KEY_BYTES, KeyTemplate, key_problem
 
 log = logging.getLogger("logjam.upload")

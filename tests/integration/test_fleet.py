@@ -15,7 +15,7 @@ import pytest
 
 from logjam import fleet, upload
 from logjam.errors import ExitStatus
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from logjam.runner import PassStats
 from logjam.runner import run as run_service
 from logjam.signals import Stop

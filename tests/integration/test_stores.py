@@ -21,7 +21,7 @@ import pytest
 from logjam.backends.s3 import S3Uploader
 from logjam.backends.s3_state import STATE_NAME
 from logjam.cli import main_runner
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from logjam.signals import Stop
 from logjam.upload import build_parser, make_job
 from tests.conftest import clean_env

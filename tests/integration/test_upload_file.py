@@ -8,7 +8,7 @@ import os
 import stat
 import threading
 
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from tests.conftest import run, tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
