@@ -10,7 +10,7 @@ import pytest
 
 from logjam.backends import UPLOADERS, get_uploader
 from logjam.backends.file import FileUploader, _key_components
-from logjam.backends.s3 import MAX_PARTS, PART_SIZE, part_size_for
+from logjam.backends.s3_multipart import MAX_PARTS, PART_SIZE, part_size_for
 from logjam.errors import FileError, UsageError
 from logjam.parse import parse_filename
 from logjam.template import (
