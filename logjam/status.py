@@ -30,8 +30,6 @@ from logjam.parse import parse_filename
 from logjam.proof import Proof, Verdict, prove
 from logjam.template import KeyTemplate
 
-STATES = ("live", "finished", "archived", "uploaded")
-
 
 @dataclass
 class Tally:
@@ -74,7 +72,7 @@ def directory_status(
     """Takes a log directory. Returns the status of each of its streams, sorted.
     With an uploader, a file counts as uploaded only if it is confirmed at
     that destination, and each one kept locally must prove it is there
-    (ledger.prove: one HEAD each); what does not is added to problems."""
+    (proof.prove: one HEAD each); what does not is added to problems."""
     dir_fd = fsutil.open_given_dir(log_dir)
     try:
         names = os.listdir(dir_fd)

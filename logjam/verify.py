@@ -25,7 +25,7 @@ log = logging.getLogger("logjam.upload")
 
 def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> bool:
     """Checks every upload recorded for this destination: that the object
-    proves it holds the file (HEAD: a checksum, see ledger.prove), or every
+    proves it holds the file (HEAD: a checksum, see proof.prove), or every
     byte and the log inside (full). Returns True if all are confirmed."""
     check_stop = stop.check if stop is not None else (lambda: None)
     archive_fd = fsutil.open_given_dir(job.archive_dir)

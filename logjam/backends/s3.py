@@ -349,7 +349,7 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
 def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
     """Takes a HEAD response of an object of the right size. Returns whether it
     holds local's bytes, or None when nothing in it tells. The rule is
-    ledger.judge's: any evidence that contradicts (an MD5 ETag against the
+    proof.judge's: any evidence that contradicts (an MD5 ETag against the
     local bytes too) wins over metadata that agrees."""
 
     def md5() -> str:
