@@ -570,7 +570,7 @@ def bench_idle(args, work: Path, s3: MotoServer, proxy: S3Proxy, table: Table) -
     import hashlib
 
     from logjam.integrity import Fingerprint
-    from logjam.ledger import Confirmation, Destination, LedgerEntry, normalise_endpoint
+    from logjam.markers import Confirmation, Destination, LedgerEntry, normalise_endpoint
 
     log_dir = work / "idle"
     archive = log_dir / "archive"

@@ -28,13 +28,16 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import BinaryIO, Protocol, TypeVar
 
 from logjam import __version__, fsutil
+from logjam.backends import get_uploader
+from logjam.backends.base import Download
+from logjam.backends.file import FileUploader, _enter, _key_components, _remove_own_stale_temps
 from logjam.catalog import ArchivedKey, KeyMatcher, Query, listing_prefixes, parse_time
+from logjam.cli import ArgumentParser
 from logjam.codecs import CORRUPT_STREAM_ERRORS, Codec, codec_for_filename
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
 from logjam.integrity import METADATA_SHA256, file_fingerprint
-from logjam.service import LOG_LEVELS, ArgumentParser, configure_logging
+from logjam.logs import LOG_LEVELS, configure_logging
 from logjam.template import KeyTemplate
-from logjam.uploaders import Download, FileUploader, _enter, _key_components, _remove_own_stale_temps, get_uploader
 
 PROG = "logjam-cat"
 log = logging.getLogger("logjam.cat")

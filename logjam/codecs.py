@@ -22,7 +22,7 @@ import deflate
 import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
-from logjam.threads import block_stop_signals
+from logjam.concurrency import block_stop_signals
 
 # One gzip member per this much log: big enough that the members' headers
 # and restarted dictionaries cost under 0.5 % of the size (measured on the

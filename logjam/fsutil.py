@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 TEMP_MARKER = ".logjam-tmp-"
@@ -338,3 +340,36 @@ def _renameat2(*args) -> int:
         ctypes.set_errno(errno.ENOSYS)
         return -1
     return libc.renameat2(*args)
+
+
+@contextlib.contextmanager
+def directory_lock(dir_fd: int, name: str, *, wait: bool = False,
+                   check_stop: Callable[[], None] = lambda: None) -> Iterator[bool]:
+    """Holds an exclusive flock on a hidden lock file in a directory.
+
+    Yields False, holding nothing, when another process has it (unless wait):
+    two instances (a cron run beside a daemon) must never work on one
+    directory at once.
+    """
+    fd = os.open(
+        name,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
+        dir_fd=dir_fd,
+    )
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if not wait:
+                    yield False
+                    return
+            check_stop()
+            time.sleep(0.2)  # flock has no timeout; poll so a stop is seen
+        yield True
+    finally:
+        os.close(fd)

@@ -50,11 +50,6 @@ class LogFile:
         return (self.prefix, self.suffix, self.extension)
 
 
-def logfile_keyfunc(logfile: LogFile) -> tuple[str, datetime.datetime, str, str, str]:
-    """Takes a LogFile. Returns its sort key (for ``sorted(key=...)``)."""
-    return logfile.sort_key()
-
-
 def _parse_timestamp(text: str) -> datetime.datetime | None:
     # dateutil reads "24:00" as the next midnight; a name must round-trip.
     if text[11:13] == "24":
@@ -117,5 +112,5 @@ def group_filenames(names: Iterable[str]) -> dict[tuple[str, str | None, str], l
         if logfile is not None:
             groups.setdefault(logfile.stream, []).append(logfile)
     for logfiles in groups.values():
-        logfiles.sort(key=logfile_keyfunc)
+        logfiles.sort(key=LogFile.sort_key)
     return groups

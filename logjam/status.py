@@ -17,16 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from logjam import __version__, fsutil
+from logjam.archive import ARCHIVE_DIRNAME
+from logjam.backends import get_uploader
+from logjam.backends.base import Uploader
+from logjam.cli import ArgumentParser
 from logjam.codecs import codec_for_filename
-from logjam.compress import ARCHIVE_DIRNAME, yield_old_logfiles
+from logjam.compress import yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
-from logjam.ledger import LEDGER_DIRNAME, Destination, Ledger, MarkerError, Proof, Verdict, only_elsewhere, prove
+from logjam.ledger import LEDGER_DIRNAME, Ledger
+from logjam.markers import Destination, MarkerError, only_elsewhere
 from logjam.parse import parse_filename
-from logjam.service import ArgumentParser
+from logjam.proof import Proof, Verdict, prove
 from logjam.template import KeyTemplate
-from logjam.uploaders import Uploader, get_uploader
-
-STATES = ("live", "finished", "archived", "uploaded")
 
 
 @dataclass
@@ -70,7 +72,7 @@ def directory_status(
     """Takes a log directory. Returns the status of each of its streams, sorted.
     With an uploader, a file counts as uploaded only if it is confirmed at
     that destination, and each one kept locally must prove it is there
-    (ledger.prove: one HEAD each); what does not is added to problems."""
+    (proof.prove: one HEAD each); what does not is added to problems."""
     dir_fd = fsutil.open_given_dir(log_dir)
     try:
         names = os.listdir(dir_fd)

@@ -9,9 +9,7 @@ the archive and the ledger and makes no request at all when nothing is new.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import hashlib
 import logging
 import os
 import socket
@@ -22,37 +20,26 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from logjam import fleet, fsutil
+from logjam.backends import get_uploader
+from logjam.backends.base import LocalFile, PutResult, Uploader
+from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner, without_credentials
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
+from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, Skipped, UsageError
-from logjam.integrity import Fingerprint, file_fingerprint, fingerprint
-from logjam.ledger import (
-    LEDGER_DIRNAME,
-    Confirmation,
-    Destination,
-    Ledger,
-    MarkerError,
-    Proof,
-    Standing,
-    only_elsewhere,
-    prove,
-)
-from logjam.parse import LogFile, logfile_keyfunc, parse_filename
+from logjam.fsutil import directory_lock
+from logjam.integrity import file_fingerprint
+from logjam.ledger import LEDGER_DIRNAME, Ledger, Standing
+from logjam.logs import fields
+from logjam.markers import Confirmation, Destination
+from logjam.options import CANNED_ACLS, STORAGE_CLASSES, parse_bandwidth, parse_tag, parse_threshold
+from logjam.parse import LogFile, parse_filename
 from logjam.progress import Progress, progress
+from logjam.retention import expire, expired, parse_duration
+from logjam.runner import PassStats
 from logjam.safety import check_directory_security
-from logjam.service import (
-    EXIT_STATUS_HELP,
-    ArgumentParser,
-    PassStats,
-    Stop,
-    add_common_arguments,
-    directory_lock,
-    fields,
-    main_runner,
-    map_concurrently,
-    without_credentials,
-)
+from logjam.signals import Stop
 from logjam.template import KeyTemplate, upload_duplicate_filename
-from logjam.uploaders import LocalFile, PutResult, Uploader, get_uploader
+from logjam.verify import join_verify_value, verify_uploads
 
 log = logging.getLogger("logjam.upload")
 
@@ -65,10 +52,10 @@ MAX_UPLOAD_DUPLICATES = 99
 
 def select_pending(archive_names: Iterable[str], uploaded_names: Iterable[str]) -> list[LogFile]:
     """Takes the archive's and the ledger's file names. Returns the archived
-    LogFiles not yet recorded as uploaded, in logfile_keyfunc order."""
+    LogFiles not yet recorded as uploaded, in LogFile.sort_key order."""
     done = set(uploaded_names)
     pending = (parse_filename(name) for name in archive_names if name not in done)
-    return sorted((logfile for logfile in pending if logfile is not None), key=logfile_keyfunc)
+    return sorted((logfile for logfile in pending if logfile is not None), key=LogFile.sort_key)
 
 
 def candidate_keys(template: KeyTemplate, logfile: LogFile, *, hostname: str) -> list[str]:
@@ -139,7 +126,7 @@ def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
                 for name in expired(standing.here, job.clock() - job.delete_after):
                     check_stop()
                     try:
-                        _expire(job, archive_fd, ledger, name, standing.here[name])
+                        expire(job, archive_fd, ledger, name, standing.here[name])
                     except (FileError, OSError) as error:
                         # Could not confirm: keep the file; the pass goes on.
                         log.warning("%s/%s: kept, could not confirm its upload: %s", job.archive_dir, name,
@@ -172,49 +159,6 @@ def _report_ledger(job: UploadJob, standing: Standing, archive_names: Iterable[s
                  job.archive_dir, len(others), ", ".join(places), job.destination)
 
 
-def expired(uploaded_names: Iterable[str], cutoff: datetime.datetime) -> list[str]:
-    """Takes the ledger's names and a cutoff time. Returns the recorded names
-    whose log hour is before cutoff, sorted (the file may be gone already,
-    leaving only its marker)."""
-    logfiles = (parse_filename(name) for name in uploaded_names)
-    return sorted(logfile.filename for logfile in logfiles if logfile is not None and logfile.timestamp < cutoff)
-
-
-def _expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str, confirmation: Confirmation) -> None:
-    # Deleting the only local copy is the one irreversible step logjam takes:
-    # the object at this run's destination must prove it holds the file.
-    try:
-        os.stat(name, dir_fd=archive_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        ledger.forget(name)  # a marker whose file is already gone
-        return
-    local, md5 = _local_fingerprint(archive_fd, name)
-    if local is None or not confirmation.matches(local):
-        # Not the file that was uploaded (a late copy took the name): upload it.
-        log.warning("%s/%s is not the file recorded as uploaded; kept, and will upload it", job.archive_dir, name)
-        ledger.forget(name)
-        return
-    job.uploader.connect()
-    # thorough: a plain MD5 ETag is compared even where a checksum agrees
-    # (the local MD5 came with the fingerprint, in the same read).
-    verdict = prove(job.uploader, confirmation, archive_fd=archive_fd, name=name, md5=md5, thorough=True)
-    if verdict.proof is Proof.UNCONFIRMED:
-        log.warning("%s/%s: kept: %s is %s", job.archive_dir, name, confirmation.location, verdict.detail)
-        return
-    if not verdict.confirmed:
-        log.warning("%s is missing (or changed) at the destination; kept %s/%s and will upload it again (%s)",
-                    confirmation.location, job.archive_dir, name, verdict.detail)
-        ledger.forget(name, job.destination)
-        return
-    # Marker first: a crash in between leaves a file that is sent again (and
-    # found identical), never a marker that vouches for a file it never saw.
-    ledger.forget(name)
-    os.unlink(name, dir_fd=archive_fd)
-    fsutil.fsync_dir(archive_fd)
-    log.info("deleted %s/%s (uploaded to %s, older than %s)", job.archive_dir, name, confirmation.location,
-             _format_duration(job.delete_after))
-
-
 def _same_file(dir_fd: int, name: str, opened: os.stat_result) -> bool:
     """Whether name still is the file that was opened (and uploaded)."""
     try:
@@ -222,24 +166,6 @@ def _same_file(dir_fd: int, name: str, opened: os.stat_result) -> bool:
     except FileNotFoundError:
         return False
     return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
-
-
-def _local_fingerprint(archive_fd: int, name: str) -> tuple[Fingerprint | None, str | None]:
-    """The archived file's fingerprint (size, SHA-256) and MD5, in one read; (None, None) if unreadable."""
-    try:
-        fd, _ = fsutil.open_regular(archive_fd, name)  # never a FIFO or device
-    except (OSError, Skipped):
-        return None, None
-    try:
-        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-        size = 0
-        for chunk in fsutil.read_chunks(fd):
-            sha256.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-        return Fingerprint(size, sha256.hexdigest()), md5.hexdigest()
-    finally:
-        os.close(fd)
 
 
 def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
@@ -357,83 +283,6 @@ def upload_logfile(
         os.close(fd)
 
 
-def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> bool:
-    """Checks every upload recorded for this destination: that the object
-    proves it holds the file (HEAD: a checksum, see ledger.prove), or every
-    byte and the log inside (full). Returns True if all are confirmed."""
-    check_stop = stop.check if stop is not None else (lambda: None)
-    archive_fd = fsutil.open_given_dir(job.archive_dir)
-    try:
-        ledger = Ledger(archive_fd)
-        destination = job.destination
-        names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
-        job.uploader.connect()
-        job.uploader.check_destination()
-        archived = set(os.listdir(archive_fd))
-        problems = skipped = 0
-        elsewhere = []
-        for name in names:
-            check_stop()
-            try:
-                entry = ledger.read(name)
-            except MarkerError as error:
-                problems += 1
-                log.error("%s: %s", name, error)
-                continue
-            if entry is None:
-                skipped += 1  # removed since the listing
-                continue
-            confirmation = entry.at(destination)
-            if confirmation is None:
-                skipped += 1
-                if name in archived:  # kept, yet not uploaded here: missing at this destination
-                    elsewhere.append(entry)
-                log.debug("%s: recorded for another destination (%s); not checked",
-                          name, ", ".join(str(c.destination) for c in entry.confirmations))
-                continue
-            problem = _verify_one(job.uploader, confirmation, archive_fd, name, full=full, check_stop=check_stop)
-            if problem:
-                problems += 1
-                log.error("%s: %s: %s", name, confirmation.location, problem)
-            else:
-                log.debug("%s: %s: ok", name, confirmation.location)
-        checked = len(names) - skipped
-        if elsewhere:
-            problems += len(elsewhere)
-            log.error("%s: %s", job.archive_dir, only_elsewhere(elsewhere, destination, any_here=checked > 0))
-        log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
-                 checked, len(names), "full" if full else "head", problems, skipped)
-        return problems == 0
-    finally:
-        os.close(archive_fd)
-
-
-def _verify_one(uploader: Uploader, confirmation: Confirmation, archive_fd: int, name: str, *, full: bool,
-                check_stop: Callable[[], None]) -> str | None:
-    if not full:
-        verdict = prove(uploader, confirmation, archive_fd=archive_fd, name=name, check_stop=check_stop)
-        return None if verdict.confirmed else verdict.detail
-    # Every byte, read back: the strongest proof there is.
-    key, recorded = confirmation.key, confirmation.fingerprint
-    remote = uploader.head(key)
-    if remote is None:
-        return "missing at the destination"
-    if remote.size != recorded.size:
-        return f"size is {remote.size}, recorded {recorded.size}"
-    try:
-        with contextlib.closing(uploader.open_object(key)) as stream:
-            found = fingerprint(stream, codec_for_filename(key), check_stop=check_stop)
-    except FileNotFoundError:
-        return "missing at the destination"
-    except CORRUPT_STREAM_ERRORS as error:
-        return f"cannot be read back in full or does not decompress: {error}"
-    for attr in ("size", "sha256", "log_sha256", "log_length"):
-        value, expected = getattr(found, attr), getattr(recorded, attr)
-        if expected is not None and value != expected:
-            return f"{attr} is {value}, recorded {expected}"
-    return None
-
-
 def check_archive_dir(archive_dir: str, *, allow_insecure: bool = False) -> None:
     """Guards against pointing logjam-upload at live logs (upstream's rule)
     and, as root, at a directory a non-root user can write."""
@@ -495,91 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     s3.add_argument("--sse-kms-key-id", default=None, metavar="KEY_ID", help="the KMS key, with --sse aws:kms")
     s3.add_argument("--acl", default=None, choices=CANNED_ACLS, metavar="ACL",
                     help="a canned ACL, e.g. bucket-owner-full-control for a bucket in another account")
-    s3.add_argument("--tag", action="append", type=_tag, default=None, metavar="KEY=VALUE",
+    s3.add_argument("--tag", action="append", type=parse_tag, default=None, metavar="KEY=VALUE",
                     help="an object tag (repeatable)")
     s3.add_argument("--conditional-writes", choices=("auto", "require", "off"), default="auto",
                     help="whether the store honours If-None-Match (never overwrite): auto probes it once per "
                          "bucket, and checks each key with HEAD first where it does not; require refuses such a "
                          "store; off trusts it without probing (default: %(default)s)")
-    parser.add_argument("--max-bandwidth", type=_bandwidth, default=None, metavar="BYTES_PER_SECOND",
+    parser.add_argument("--max-bandwidth", type=parse_bandwidth, default=None, metavar="BYTES_PER_SECOND",
                         help="keep all uploads together under this rate, e.g. 1000000 or 5MiB (thin links)")
     parser.add_argument("--delete-uploaded-after", type=parse_duration, default=None, metavar="DURATION",
                         help="delete archived files whose upload is recorded (and confirmed by a HEAD) once "
                              "their log hour is older than this, e.g. 36h, 7d, 2w")
-    parser.add_argument("--multipart-threshold", type=_threshold, default=None, metavar="BYTES",
+    parser.add_argument("--multipart-threshold", type=parse_threshold, default=None, metavar="BYTES",
                         help="S3: files of this size or more go multipart, 5MiB to 5GiB (default: 64MiB)")
     add_common_arguments(parser)
     return parser
-
-
-STORAGE_CLASSES = ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
-                   "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE")
-CANNED_ACLS = ("private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
-               "bucket-owner-read", "bucket-owner-full-control")
-
-
-def _tag(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or not key:
-        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
-    return key, value
-
-
-def _bandwidth(text: str) -> int:
-    try:
-        return _size(text, minimum=1)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"not a rate in bytes per second: {text!r} (e.g. 1000000, 5MiB)") from None
-
-
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-# The longest duration an option takes: 100 years. Longer ones overflow the
-# date arithmetic (now minus the duration is before year 1).
-MAX_DURATION = datetime.timedelta(days=36500)
-
-
-def parse_duration(text: str) -> datetime.timedelta:
-    """'36h' -> 36 hours. Units: s m h d w; at most MAX_DURATION (100 years)."""
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in DURATION_UNITS or not (number.isascii() and number.isdigit()):
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 36h, 7d, 2w)")
-    if int(number) * DURATION_UNITS[unit] > MAX_DURATION.total_seconds():
-        raise argparse.ArgumentTypeError(f"longer than {MAX_DURATION.days}d (100 years): {text!r}")
-    return datetime.timedelta(seconds=int(number) * DURATION_UNITS[unit])
-
-
-def _format_duration(duration: datetime.timedelta | None) -> str:
-    seconds = int(duration.total_seconds()) if duration else 0
-    for unit, size in sorted(DURATION_UNITS.items(), key=lambda item: -item[1]):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _size(text: str, *, minimum: int = 5 << 20) -> int:
-    units = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
-    number = text.rstrip("kKmMgGiIbB")
-    unit = text[len(number):].lower()
-    try:
-        if not (number.isascii() and number.isdigit()):
-            raise ValueError(number)
-        value = int(number) * units[unit]
-    except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 5242880, 8MiB)") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes: {text!r}")
-    return value
-
-
-def _threshold(text: str) -> int:
-    """--multipart-threshold: 5 MiB to 5 GiB (S3's largest single PUT; above
-    it every larger file would fail with EntityTooLarge)."""
-    value = _size(text)
-    if value > 5 << 30:
-        raise argparse.ArgumentTypeError(f"must be at most 5GiB (S3's largest single PUT): {text!r}")
-    return value
 
 
 def make_job(args: argparse.Namespace) -> UploadJob:
@@ -628,30 +407,6 @@ def upload_backlog(job: UploadJob) -> PassStats:
     finally:
         os.close(archive_fd)
     return stats
-
-
-def join_verify_value(argv: Sequence[str]) -> list[str]:
-    """Takes the arguments. Returns them with "--verify full" (or head) as one
-    argument and a bare --verify as --verify=head: argparse alone would take
-    the next argument (ARCHIVE_DIR) as the value of a bare --verify."""
-    joined: list[str] = []
-    arguments = iter(argv)
-    for arg in arguments:
-        if arg == "--":
-            joined.append(arg)
-            joined.extend(arguments)
-            break
-        if arg != "--verify":
-            joined.append(arg)
-            continue
-        value = next(arguments, None)
-        if value in ("head", "full"):
-            joined.append(f"--verify={value}")
-        else:
-            joined.append("--verify=head")
-            if value is not None:
-                joined.append(value)
-    return joined
 
 
 def describe(args: argparse.Namespace) -> str:

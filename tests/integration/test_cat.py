@@ -22,7 +22,8 @@ import botocore.exceptions
 import pytest
 
 from logjam import cat, compress, upload
-from logjam.service import Stop, main_runner
+from logjam.cli import main_runner
+from logjam.signals import Stop
 from tests.conftest import CREDENTIALS, clean_env, make_store, script, tree
 
 UTC = datetime.timezone.utc

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from logjam import compress, upload
-from logjam.service import Stop, main_runner
+from logjam.cli import main_runner
+from logjam.signals import Stop
 from tests.conftest import BIN, clean_env
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "cat.rst").read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from logjam import compress, status, upload
+from logjam import compress, status, upload, verify
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
 
@@ -174,7 +174,7 @@ def test_bare_verify_last_is_head(in_process, dirs, capsys):
     ],
 )
 def test_join_verify_value(argv, joined):
-    assert upload.join_verify_value(argv) == joined
+    assert verify.join_verify_value(argv) == joined
 
 
 def test_usage_line_shows_only_verify_forms_that_work():

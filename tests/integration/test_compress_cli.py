@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from logjam.compress import DUPLICATE_MARK
+from logjam.archive import DUPLICATE_MARK
 from tests.conftest import run, tree
 
 OLD = "app-20130727T1200Z.log"

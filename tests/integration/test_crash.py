@@ -49,7 +49,7 @@ from pathlib import Path
 
 import pytest
 
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from tests.conftest import clean_env, script, wait_for
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from logjam.status import main as status_main
 from tests.conftest import CREDENTIALS, tree
 from tests.integration.test_upload_s3 import keys

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from logjam.codecs import GZIP, ZSTD
-from logjam.compress import compress_logfile
+from logjam.compressor import compress_logfile
 from logjam.errors import FileError
 from logjam.parse import parse_filename
 from tests.conftest import clean_env, run
@@ -523,7 +523,7 @@ def test_compress_read_back_that_raises_a_codec_error_is_a_file_error(tmp_path):
     from zlib_ng import zlib_ng
 
     from logjam.codecs import GZIP
-    from logjam.compress import compress_logfile
+    from logjam.compressor import compress_logfile
     from logjam.errors import FileError
     from logjam.parse import parse_filename
 

@@ -15,9 +15,10 @@ import pytest
 
 from logjam import fleet, upload
 from logjam.errors import ExitStatus
-from logjam.ledger import LedgerEntry
-from logjam.service import PassStats, Stop
-from logjam.service import run as run_service
+from logjam.markers import LedgerEntry
+from logjam.runner import PassStats
+from logjam.runner import run as run_service
+from logjam.signals import Stop
 from tests.conftest import clean_env, script, tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -85,7 +86,7 @@ def test_once_waits_for_its_slot_then_uploads(archive, dest, capsys):
 
 
 def test_loop_mode_offsets_only_the_first_pass(monkeypatch):
-    monkeypatch.setattr("logjam.service.MIN_SLEEP", 0.01)
+    monkeypatch.setattr("logjam.runner.MIN_SLEEP", 0.01)
     stop, starts = Stop(), []
 
     def job(stop: Stop) -> PassStats:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from logjam import upload
-from logjam.s3_state import S3State
+from logjam.backends.s3_state import S3State
 from tests.conftest import CREDENTIALS, wait_for
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "docs" / "iam" / "logjam-upload.json"

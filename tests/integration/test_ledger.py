@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from tests.conftest import tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -126,7 +126,8 @@ def test_an_idle_pass_reads_each_marker_with_few_system_calls(archive, dest, mon
     assert run_upload(archive, f"file://{dest}/{TEMPLATE}")[0] == 0
     os.mkfifo(archive / ".uploaded" / "web-20130727T0000Z.log.gz")  # listed as a FIFO: never opened
     from logjam import ledger as ledger_module
-    from logjam.ledger import Destination, Ledger, Standing
+    from logjam.ledger import Ledger, Standing
+    from logjam.markers import Destination
 
     calls: dict[str, list] = {"open": [], "read": [], "stat": []}
     real = {name: getattr(os, name) for name in calls}

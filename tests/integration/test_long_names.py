@@ -9,7 +9,8 @@ import gzip
 import os
 
 from logjam import compress, upload
-from logjam.service import Stop, configure_logging
+from logjam.logs import configure_logging
+from logjam.signals import Stop
 
 
 def log_name(length: int) -> str:

@@ -215,7 +215,7 @@ def test_compress_failed_directory_counts_its_finished_files(make_logs, tmp_path
 
 
 def test_metrics_read_back_ignore_another_commands_values(tmp_path):
-    from logjam.service import read_kept_metrics
+    from logjam.monitoring import read_kept_metrics
 
     path = tmp_path / "x.prom"
     path.write_text('logjam_last_success_timestamp_seconds{command="compress"} 5.0\n'

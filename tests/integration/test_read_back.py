@@ -9,7 +9,7 @@ import os
 import threading
 
 from logjam.codecs import GZIP, GzipMembers
-from logjam.compress import compress_logfile
+from logjam.compressor import compress_logfile
 from logjam.parse import parse_filename
 from tests.unit.test_codecs import log_text
 

@@ -2,7 +2,7 @@
 rename (rsync -t, write-to-temp-then-rename) at the worst moment, and a crash
 in the middle of the removal, must never cost a version of the log.
 
-The race is made deterministic through the seam _remove_original offers
+The race is made deterministic through the seam removal.remove_original offers
 (in_window), not by timing loops."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from logjam import compress
+from logjam import compress, removal
 from tests.conftest import clean_env
 
 OLD = "app-20130727T1200Z.log"
@@ -38,8 +38,8 @@ def test_a_log_replaced_while_its_original_is_removed_survives(make_logs, monkey
         if now == stage:
             replace_by_rename(log_dir, OLD, b"second version\n")
 
-    monkeypatch.setattr(compress, "_remove_original",
-                        functools.partial(compress._remove_original, in_window=writer))
+    monkeypatch.setattr(removal, "remove_original",
+                        functools.partial(removal.remove_original, in_window=writer))
     assert compress.main(["--once", str(log_dir)]) == 0
     assert stage in seen
     assert (log_dir / OLD).read_bytes() == b"second version\n"
@@ -58,8 +58,8 @@ def test_a_log_replaced_twice_keeps_every_version(make_logs, monkeypatch, capsys
         elif now == "before-put-back":
             replace_by_rename(log_dir, OLD, b"third version\n")
 
-    monkeypatch.setattr(compress, "_remove_original",
-                        functools.partial(compress._remove_original, in_window=writer))
+    monkeypatch.setattr(removal, "remove_original",
+                        functools.partial(removal.remove_original, in_window=writer))
     assert compress.main(["--once", str(log_dir)]) == 0
     assert (log_dir / OLD).read_bytes() == b"third version\n"
     kept = log_dir / "app-logjam-compress-duplicate-timestamp-20130727T1200Z.log"
@@ -77,19 +77,19 @@ def test_a_log_replaced_twice_keeps_every_version(make_logs, monkeypatch, capsys
 
 CRASH_IN_WINDOW = """
 import functools, os, sys
-from logjam import compress
+from logjam import compress, removal
 
 def crash(stage):
     if stage == "before-unlink":
         os._exit(9)  # power cut: no cleanup runs
 
-compress._remove_original = functools.partial(compress._remove_original, in_window=crash)
+removal.remove_original = functools.partial(removal.remove_original, in_window=crash)
 sys.exit(compress.main(["--once", sys.argv[1]]))
 """
 
 
 def hidden_names(log_dir) -> list[str]:
-    return sorted(name for name in os.listdir(log_dir) if name.startswith(compress.REMOVING_MARKER))
+    return sorted(name for name in os.listdir(log_dir) if name.startswith(removal.REMOVING_MARKER))
 
 
 def test_a_crash_in_the_middle_of_removal_is_finished_by_the_next_pass(make_logs, capsys):
@@ -112,7 +112,7 @@ def test_a_leftover_that_is_not_the_archived_version_is_put_back(make_logs, caps
     log_dir = make_logs({OLD: b"first version\n"})
     assert compress.main(["--once", str(log_dir)]) == 0
     # As if a crash came after a replaced log was moved aside.
-    (log_dir / compress.removing_name(OLD)).write_bytes(b"second version\n")
+    (log_dir / removal.removing_name(OLD)).write_bytes(b"second version\n")
 
     assert compress.main(["--once", str(log_dir)]) == 0
     assert hidden_names(log_dir) == []
@@ -123,7 +123,7 @@ def test_a_leftover_that_is_not_the_archived_version_is_put_back(make_logs, caps
 def test_a_leftover_whose_name_was_taken_again_is_kept_beside_it(make_logs):
     log_dir = make_logs({OLD: b"first version\n"})
     assert compress.main(["--once", str(log_dir)]) == 0
-    (log_dir / compress.removing_name(OLD)).write_bytes(b"second version\n")
+    (log_dir / removal.removing_name(OLD)).write_bytes(b"second version\n")
     (log_dir / OLD).write_bytes(b"third version\n")
 
     assert compress.main(["--once", "--min-quiet", "0", str(log_dir)]) == 0
@@ -136,7 +136,7 @@ def test_a_leftover_whose_name_was_taken_again_is_kept_beside_it(make_logs):
 
 def test_a_leftover_of_unknown_name_is_left_with_a_warning(make_logs, capsys):
     log_dir = make_logs({OLD: b"a log\n"})
-    stray = log_dir / compress.removing_name("gone-20130727T1100Z.log")
+    stray = log_dir / removal.removing_name("gone-20130727T1100Z.log")
     stray.write_bytes(b"who knows\n")
     assert compress.main(["--once", str(log_dir)]) == 0
     assert stray.read_bytes() == b"who knows\n"

@@ -203,7 +203,8 @@ def test_writer_through_a_bind_mount_is_seen(make_logs, bind_mount):
 
 def test_an_mtime_in_the_future_is_clock_skew_not_a_recent_change(make_logs, capsys):
     from logjam import compress
-    from logjam.service import Stop, configure_logging
+    from logjam.logs import configure_logging
+    from logjam.signals import Stop
 
     log_dir = make_logs({OLD: b"early line\n"})
     writer = hold(HOLD_OPEN, log_dir / OLD, "ready")

@@ -11,8 +11,8 @@ import pytest
 
 from logjam import __version__
 from logjam.errors import ExitStatus
-from logjam.service import Stop
-from logjam.service import run as run_service
+from logjam.runner import run as run_service
+from logjam.signals import Stop
 from tests.conftest import clean_env, script, wait_for
 
 OLD = "app-20130727T1200Z.log"

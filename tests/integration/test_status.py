@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from logjam.integrity import Fingerprint
-from logjam.ledger import Confirmation, Destination, LedgerEntry
+from logjam.markers import Confirmation, Destination, LedgerEntry
 from logjam.status import main
 from tests.conftest import run
 

@@ -18,10 +18,11 @@ import urllib.parse
 
 import pytest
 
-from logjam.ledger import LedgerEntry
-from logjam.s3_state import STATE_NAME
-from logjam.s3_uploader import S3Uploader
-from logjam.service import Stop, main_runner
+from logjam.backends.s3 import S3Uploader
+from logjam.backends.s3_state import STATE_NAME
+from logjam.cli import main_runner
+from logjam.markers import LedgerEntry
+from logjam.signals import Stop
 from logjam.upload import build_parser, make_job
 from tests.conftest import clean_env
 from tests.s3proxy import (
@@ -446,7 +447,7 @@ def test_state_file_of_the_wrong_shape_is_one_warning_then_rewritten(s3_store, a
 
 def test_state_file_keeps_the_well_formed_entries(archive):
     from logjam import fsutil
-    from logjam.s3_state import S3State
+    from logjam.backends.s3_state import S3State
 
     good = {"token": "t1", "store": "s", "key": "k", "upload_id": "u1", "started": 1.0}
     (archive / STATE_NAME).write_text(json.dumps({

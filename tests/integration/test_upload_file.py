@@ -8,7 +8,7 @@ import os
 import stat
 import threading
 
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from tests.conftest import run, tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -189,7 +189,7 @@ def test_two_files_of_one_pass_never_share_a_path(archive, dest, monkeypatch, ca
     waits until the other thread's put() of it has begun: without one writer
     per path, the second removed the first's temporary file as stale or found
     its copy identical, and both files were recorded at one path."""
-    from logjam import uploaders
+    from logjam.backends import file as file_backend
     from logjam.upload import main
 
     names = ["x-20261121T0700Z.log.gz", "x-20261121T0700Z-logjam-upload-duplicate-01.log.gz"]
@@ -201,7 +201,7 @@ def test_two_files_of_one_pass_never_share_a_path(archive, dest, monkeypatch, ca
         (archive / name).write_bytes(data)
     entered = []
     both_in = threading.Event()
-    real_put, real_existing = uploaders.FileUploader.put, uploaders._existing
+    real_put, real_existing = file_backend.FileUploader.put, file_backend._existing
 
     def counting_put(self, local, key, **kwargs):
         entered.append(key)
@@ -214,8 +214,8 @@ def test_two_files_of_one_pass_never_share_a_path(archive, dest, monkeypatch, ca
             assert both_in.wait(10), "the second put() of the shared path never began"
         return real_existing(dir_fd, name, local, check_stop)
 
-    monkeypatch.setattr(uploaders.FileUploader, "put", counting_put)
-    monkeypatch.setattr(uploaders, "_existing", waiting_existing)
+    monkeypatch.setattr(file_backend.FileUploader, "put", counting_put)
+    monkeypatch.setattr(file_backend, "_existing", waiting_existing)
 
     status = main(["--once", "--jobs", "2", str(archive), f"file://{dest}/{TEMPLATE}"])
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from logjam.ledger import LedgerEntry
+from logjam.markers import LedgerEntry
 from tests.conftest import clean_env, run
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"

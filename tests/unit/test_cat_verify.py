@@ -10,10 +10,10 @@ import tempfile
 
 import pytest
 
+from logjam.backends.base import Download
 from logjam.cat import verify
 from logjam.codecs import GZIP, ZSTD
 from logjam.errors import FileError
-from logjam.uploaders import Download
 
 LOG = b"a line\n" * 100
 GOOD = gzip.compress(LOG, mtime=0)

@@ -342,8 +342,8 @@ def test_compress_selects_a_quiet_streams_file_after_the_grace_period(tmp_path, 
 
 
 def test_the_longest_accepted_name_can_be_archived_even_as_a_duplicate(tmp_path):
+    from logjam.archive import duplicate_timestamp_names
     from logjam.codecs import CODECS
-    from logjam.compress import duplicate_timestamp_names
 
     handler = HourlyFileHandler(tmp_path, "x" * 193, utc_now=FakeClock(at(2013, 7, 27, 12)), delay=True)
     name = os.path.basename(handler.baseFilename)

@@ -7,19 +7,18 @@ import hashlib
 
 import pytest
 
+from logjam.backends.base import RemoteObject
 from logjam.integrity import Fingerprint
-from logjam.ledger import (
+from logjam.markers import (
     FORMAT,
     UNKNOWN_ENDPOINT,
     Confirmation,
     Destination,
     LedgerEntry,
     MarkerError,
-    Proof,
-    judge,
     normalise_endpoint,
 )
-from logjam.uploaders import RemoteObject
+from logjam.proof import Proof, judge
 
 DATA = b"archived bytes"
 PRINT = Fingerprint(len(DATA), hashlib.sha256(DATA).hexdigest(), 5, "ab" * 32)

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from logjam import fsutil
-from logjam.compress import DUPLICATE_MARK, _original_name, removing_name
+from logjam.archive import DUPLICATE_MARK
+from logjam.removal import _original_name, removing_name
 
 LONG = "x" * 233 + "-20130727T1200Z.log"  # 252 bytes
 WIDE = "é" * 100 + "-20130727T1200Z.log"  # 219 characters, 219 + 100 bytes: too long, but a temp must still fit

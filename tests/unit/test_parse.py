@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from logjam.parse import LogFile, group_filenames, logfile_keyfunc, parse_filename, unparse_filename
+from logjam.parse import LogFile, group_filenames, parse_filename, unparse_filename
 
 UTC = datetime.timezone.utc
 
@@ -255,7 +255,7 @@ def test_group_filenames_accepts_any_iterable():
     assert list(groups) == [("db", None, ".log")]
 
 
-# -- logfile_keyfunc ----------------------------------------------------------
+# -- LogFile.sort_key -------------------------------------------------------
 
 @pytest.mark.parametrize(
     "names",
@@ -267,8 +267,8 @@ def test_group_filenames_accepts_any_iterable():
 )
 def test_keyfunc_sorts_none_and_str_suffixes_without_error(names):
     logfiles = [parse_filename(name) for name in names]
-    ordered = sorted(logfiles, key=logfile_keyfunc)
-    assert sorted(ordered, key=logfile_keyfunc) == ordered
+    ordered = sorted(logfiles, key=LogFile.sort_key)
+    assert sorted(ordered, key=LogFile.sort_key) == ordered
     assert {logfile.filename for logfile in ordered} == set(names)
     # the un-suffixed file sorts before the suffixed one of the same hour
     assert ordered[0].suffix is None
@@ -292,11 +292,11 @@ def test_keyfunc_sorts_none_and_str_suffixes_without_error(names):
     ],
 )
 def test_keyfunc_order(names, expected):
-    ordered = sorted((parse_filename(name) for name in names), key=logfile_keyfunc)
+    ordered = sorted((parse_filename(name) for name in names), key=LogFile.sort_key)
     assert [logfile.filename for logfile in ordered] == expected
 
 
 def test_keyfunc_distinguishes_names_that_differ_only_in_timestamp_form():
     basic = parse_filename("db-20130727T1200Z.log")
     extended = parse_filename("db-2013-07-27T12:00Z.log")
-    assert logfile_keyfunc(basic) != logfile_keyfunc(extended)
+    assert basic.sort_key() != extended.sort_key()

@@ -10,9 +10,9 @@ import os
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from logjam.backends.s3_multipart import MAX_PARTS, PART_SIZE, part_size_for
 from logjam.compress import ONE_HOUR_PLUS, yield_old_logfiles
-from logjam.parse import group_filenames, logfile_keyfunc, parse_filename, unparse_filename
-from logjam.s3_uploader import MAX_PARTS, PART_SIZE, part_size_for
+from logjam.parse import LogFile, group_filenames, parse_filename, unparse_filename
 from logjam.template import FIELDS, KeyTemplate, upload_duplicate_filename
 
 UTC = datetime.timezone.utc
@@ -158,7 +158,7 @@ def test_group_filenames(names):
     groups = group_filenames(names)
     grouped = [logfile for group in groups.values() for logfile in group]
     parsed = [logfile for logfile in map(parse_filename, names) if logfile is not None]
-    assert sorted(grouped, key=logfile_keyfunc) == sorted(parsed, key=logfile_keyfunc)
+    assert sorted(grouped, key=LogFile.sort_key) == sorted(parsed, key=LogFile.sort_key)
     for stream, group in groups.items():
         assert group and all(logfile.stream == stream for logfile in group)
         assert [logfile.timestamp for logfile in group] == sorted(logfile.timestamp for logfile in group)
@@ -278,7 +278,7 @@ def test_yield_old_logfiles_properties(listing):
     # a subset of the input, each once, sorted, none stamped in the future
     assert set(filenames) <= set(names)
     assert len(filenames) == len(set(filenames))
-    assert result == sorted(result, key=logfile_keyfunc)
+    assert result == sorted(result, key=LogFile.sort_key)
     assert all(logfile.timestamp <= now for logfile in result)
     # exactly the finished ones: old, or superseded by a newer current file of the stream
     current = [logfile for logfile in map(parse_filename, names)

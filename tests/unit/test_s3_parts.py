@@ -2,7 +2,7 @@
 
 import pytest
 
-from logjam.s3_uploader import PART_WORKERS, PART_WORKERS_ALONE, part_workers
+from logjam.backends.s3_multipart import PART_WORKERS, PART_WORKERS_ALONE, part_workers
 
 MiB = 1 << 20
 

@@ -4,20 +4,17 @@ and the duplicate names an archived file may take. All pure."""
 from __future__ import annotations
 
 import datetime
-import os
 
 import pytest
 
+from logjam.archive import duplicate_timestamp_names
 from logjam.compress import (
     ONE_HOUR_PLUS,
-    duplicate_timestamp_names,
-    duplicate_timestamp_path,
     select_superseded_by_new_file,
     select_superseded_by_timestamp,
     yield_old_logfiles,
 )
-from logjam.errors import FileError
-from logjam.parse import logfile_keyfunc, parse_filename
+from logjam.parse import LogFile, parse_filename
 from logjam.upload import select_pending
 
 UTC = datetime.timezone.utc
@@ -197,7 +194,7 @@ def test_non_log_names_are_never_selected(names):
 
 # -- ordering -----------------------------------------------------------------------
 
-def test_output_is_sorted_by_logfile_keyfunc():
+def test_output_is_sorted_by_sort_key():
     names = [
         "zz-20130727T0000Z.log",
         "db-20130727T1000Z-b.log",
@@ -209,7 +206,7 @@ def test_output_is_sorted_by_logfile_keyfunc():
         "aa-20130727T1300Z.log",
     ]
     result = list(yield_old_logfiles(names, NOW))
-    assert result == sorted(result, key=logfile_keyfunc)
+    assert result == sorted(result, key=LogFile.sort_key)
     assert [logfile.filename for logfile in result] == [
         "aa-20130727T1200Z.log",
         "db-20130727T0900Z-a.log",
@@ -297,46 +294,13 @@ def test_duplicate_names_keep_the_stream_and_hour(name):
         (24, f"db{DUPLICATE}-24-20130727T1200Z-s.log.gz"),
     ],
 )
-def test_duplicate_timestamp_path_takes_the_first_free_name(taken, expected):
-    path = "/var/log/app/archive/db-20130727T1200Z-s.log.gz"
-    names = list(duplicate_timestamp_names(os.path.basename(path)))
-    existing = {path} | {f"/var/log/app/archive/{name}" for name in names[:taken]}
-    asked = []
-
-    def exists(candidate):
-        asked.append(candidate)
-        return candidate in existing
-
-    assert duplicate_timestamp_path(path, exists=exists) == f"/var/log/app/archive/{expected}"
-    assert asked == [f"/var/log/app/archive/{name}" for name in names[: taken + 1]]
+def test_duplicate_timestamp_names_come_in_the_order_compression_tries_them(taken, expected):
+    # compression takes the first free name: names[taken] with `taken` names already in use
+    assert list(duplicate_timestamp_names("db-20130727T1200Z-s.log.gz"))[taken] == expected
 
 
-def test_duplicate_timestamp_path_skips_a_taken_name_after_a_free_one():
-    # the first free name wins even when later ones are taken
-    path = "archive/db-20130727T1200Z.log.gz"
-    names = list(duplicate_timestamp_names("db-20130727T1200Z.log.gz"))
-    taken = {f"archive/{names[0]}", f"archive/{names[2]}"}
-    assert duplicate_timestamp_path(path, exists=taken.__contains__) == f"archive/{names[1]}"
-
-
-def test_duplicate_timestamp_path_in_the_current_directory():
-    assert duplicate_timestamp_path("db-20130727T1200Z.log.gz", exists=lambda _: False) == (
-        f"db{DUPLICATE}-20130727T1200Z.log.gz"
-    )
-
-
-def test_duplicate_timestamp_path_raises_when_all_25_are_taken():
-    asked = []
-
-    def exists(candidate):
-        asked.append(candidate)
-        return True
-
-    with pytest.raises(FileError) as raised:
-        duplicate_timestamp_path("/a/archive/db-20130727T1200Z.log.gz", exists=exists)
-    assert len(asked) == 25
-    assert "25" in str(raised.value)
-    assert "db-20130727T1200Z.log.gz" in str(raised.value)
+def test_duplicate_timestamp_names_of_a_name_that_is_no_log_file_are_none():
+    assert list(duplicate_timestamp_names("notes.txt")) == []
 
 
 # -- select_pending (logjam.upload) ------------------------------------------------
@@ -353,7 +317,7 @@ def test_duplicate_timestamp_path_raises_when_all_25_are_taken():
         # non-log names are skipped: the ledger directory, the lock, temporary files, others
         ([".uploaded", ".logjam-upload.lock", ".db-20130727T1200Z.log.gz.tmp", "README", "messages",
           "db-20130727T1200Z.log.gz"], [], ["db-20130727T1200Z.log.gz"]),
-        # sorted by logfile_keyfunc: prefix, then time, then suffix, extension
+        # sorted by LogFile.sort_key: prefix, then time, then suffix, extension
         (["db-20130727T1300Z.log.gz", "aa-20130727T1400Z.log.gz", "db-20130727T1200Z-b.log.gz",
           "db-20130727T1200Z.log.gz", "db-20130727T1200Z-a.log.gz"],
          ["db-20130727T1200Z-b.log.gz"],
@@ -367,7 +331,7 @@ def test_duplicate_timestamp_path_raises_when_all_25_are_taken():
 def test_select_pending(archive, uploaded, expected):
     pending = select_pending(archive, uploaded)
     assert [logfile.filename for logfile in pending] == expected
-    assert pending == sorted(pending, key=logfile_keyfunc)
+    assert pending == sorted(pending, key=LogFile.sort_key)
 
 
 def test_select_pending_accepts_iterators():

@@ -1,5 +1,5 @@
 """Destination keys: templates (logjam.template), candidate keys (logjam.upload),
-the uploader registry and URI parsing (logjam.uploaders), S3 part sizes."""
+the uploader registry and URI parsing (logjam.backends), S3 part sizes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import os
 
 import pytest
 
+from logjam.backends import UPLOADERS, get_uploader
+from logjam.backends.file import FileUploader, _key_components
+from logjam.backends.s3_multipart import MAX_PARTS, PART_SIZE, part_size_for
 from logjam.errors import FileError, UsageError
 from logjam.parse import parse_filename
-from logjam.s3_uploader import MAX_PARTS, PART_SIZE, part_size_for
 from logjam.template import (
     FIELDS,
     MAX_KEY_BYTES,
@@ -21,7 +23,6 @@ from logjam.template import (
     upload_duplicate_filename,
 )
 from logjam.upload import MAX_UPLOAD_DUPLICATES, candidate_keys
-from logjam.uploaders import UPLOADERS, FileUploader, _key_components, get_uploader
 
 DEFAULT = "{prefix}/{year}/{month}/{day}/{filename}"
 MiB = 1024 * 1024

@@ -1,5 +1,5 @@
 """Every thread logjam starts leaves SIGTERM, SIGINT and SIGHUP to the main
-thread (logjam/threads.py says why): otherwise the kernel may hand a stop
+thread (logjam/concurrency.py says why): otherwise the kernel may hand a stop
 signal to a worker, and the main thread, asleep in a wait, never runs the
 handler."""
 
@@ -9,8 +9,7 @@ import io
 import signal
 
 from logjam.codecs import CODECS
-from logjam.service import map_concurrently
-from logjam.threads import STOP_SIGNALS
+from logjam.concurrency import STOP_SIGNALS, map_concurrently
 
 
 def blocked_here(_item=None) -> set[int]:

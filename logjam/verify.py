@@ -1,0 +1,124 @@
+"""--verify: check that every recorded upload is still at its destination."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from logjam import fsutil
+from logjam.backends.base import Uploader
+from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
+from logjam.integrity import fingerprint
+from logjam.ledger import Ledger
+from logjam.markers import Confirmation, MarkerError, only_elsewhere
+from logjam.proof import prove
+from logjam.signals import Stop
+
+if TYPE_CHECKING:
+    from logjam.upload import UploadJob
+
+log = logging.getLogger("logjam.upload")
+
+
+def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> bool:
+    """Checks every upload recorded for this destination: that the object
+    proves it holds the file (HEAD: a checksum, see proof.prove), or every
+    byte and the log inside (full). Returns True if all are confirmed."""
+    check_stop = stop.check if stop is not None else (lambda: None)
+    archive_fd = fsutil.open_given_dir(job.archive_dir)
+    try:
+        ledger = Ledger(archive_fd)
+        destination = job.destination
+        names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
+        job.uploader.connect()
+        job.uploader.check_destination()
+        archived = set(os.listdir(archive_fd))
+        problems = skipped = 0
+        elsewhere = []
+        for name in names:
+            check_stop()
+            try:
+                entry = ledger.read(name)
+            except MarkerError as error:
+                problems += 1
+                log.error("%s: %s", name, error)
+                continue
+            if entry is None:
+                skipped += 1  # removed since the listing
+                continue
+            confirmation = entry.at(destination)
+            if confirmation is None:
+                skipped += 1
+                if name in archived:  # kept, yet not uploaded here: missing at this destination
+                    elsewhere.append(entry)
+                log.debug("%s: recorded for another destination (%s); not checked",
+                          name, ", ".join(str(c.destination) for c in entry.confirmations))
+                continue
+            problem = _verify_one(job.uploader, confirmation, archive_fd, name, full=full, check_stop=check_stop)
+            if problem:
+                problems += 1
+                log.error("%s: %s: %s", name, confirmation.location, problem)
+            else:
+                log.debug("%s: %s: ok", name, confirmation.location)
+        checked = len(names) - skipped
+        if elsewhere:
+            problems += len(elsewhere)
+            log.error("%s: %s", job.archive_dir, only_elsewhere(elsewhere, destination, any_here=checked > 0))
+        log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
+                 checked, len(names), "full" if full else "head", problems, skipped)
+        return problems == 0
+    finally:
+        os.close(archive_fd)
+
+
+def _verify_one(uploader: Uploader, confirmation: Confirmation, archive_fd: int, name: str, *, full: bool,
+                check_stop: Callable[[], None]) -> str | None:
+    if not full:
+        verdict = prove(uploader, confirmation, archive_fd=archive_fd, name=name, check_stop=check_stop)
+        return None if verdict.confirmed else verdict.detail
+    # Every byte, read back: the strongest proof there is.
+    key, recorded = confirmation.key, confirmation.fingerprint
+    remote = uploader.head(key)
+    if remote is None:
+        return "missing at the destination"
+    if remote.size != recorded.size:
+        return f"size is {remote.size}, recorded {recorded.size}"
+    try:
+        with contextlib.closing(uploader.open_object(key)) as stream:
+            found = fingerprint(stream, codec_for_filename(key), check_stop=check_stop)
+    except FileNotFoundError:
+        return "missing at the destination"
+    except CORRUPT_STREAM_ERRORS as error:
+        return f"cannot be read back in full or does not decompress: {error}"
+    for attr in ("size", "sha256", "log_sha256", "log_length"):
+        value, expected = getattr(found, attr), getattr(recorded, attr)
+        if expected is not None and value != expected:
+            return f"{attr} is {value}, recorded {expected}"
+    return None
+
+
+def join_verify_value(argv: Sequence[str]) -> list[str]:
+    """Takes the arguments. Returns them with "--verify full" (or head) as one
+    argument and a bare --verify as --verify=head: argparse alone would take
+    the next argument (ARCHIVE_DIR) as the value of a bare --verify."""
+    joined: list[str] = []
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg == "--":
+            joined.append(arg)
+            joined.extend(arguments)
+            break
+        if arg != "--verify":
+            joined.append(arg)
+            continue
+        value = next(arguments, None)
+        if value in ("head", "full"):
+            joined.append(f"--verify={value}")
+        else:
+            joined.append("--verify=head")
+            if value is not None:
+                joined.append(value)
+    return joined
