@@ -29,3 +29,16 @@ highlight_language = "none"
 
 html_theme = "alabaster"
 html_title = "logjam"
+
+# sphinx-build -b man docs OUTDIR: a page per command (section 1) and per
+# reference subject (section 7), from the same sources as the HTML.
+man_pages = [
+    ("compress", "logjam-compress", "compress finished hourly log files, safely", [author], 1),
+    ("upload", "logjam-upload", "upload archived log files to S3 or a directory, each once", [author], 1),
+    ("cat", "logjam-cat", "read archived hours back, verified, in time order", [author], 1),
+    ("operations", "logjam-operations",
+     "logjam's common options, logs, metrics, logjam-status, signals and exit statuses", [author], 7),
+    ("stores", "logjam-stores", "logjam's credentials, IAM policy and S3-compatible stores", [author], 7),
+    ("deployment", "logjam-deployment", "installing and running logjam: cron, systemd, runit, syslog", [author], 7),
+    ("guarantees", "logjam-guarantees", "what logjam guarantees, and the tests that check it", [author], 7),
+]
