@@ -30,6 +30,8 @@ setup(
     ],
     extras_require={
         "sentry": ["sentry-sdk>=1.0"],
+        # The reference in docs/ (Sphinx's own alabaster theme).
+        "docs": ["sphinx>=7"],
         "test": [
             "pytest>=7",
             "pytest-xdist>=3",
@@ -38,6 +40,7 @@ setup(
             "sentry-sdk>=1.0",
             "ruff>=0.5",
             "duckdb>=1.0",  # docs/cat.rst recipes (tests/integration/test_cat_recipes.py)
+            "sphinx>=7",  # test_all.sh builds docs/ with -W
         ],
     },
     entry_points={

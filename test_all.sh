@@ -16,6 +16,13 @@ echo "test_all.sh: installing logjam with its test extras into $VENV (about a mi
 # the script (set -e) with pip's error.
 "$VENV/bin/python" -m pip install -qq -e '.[test]'
 "$VENV/bin/ruff" check logjam tests
+# The reference in docs/ builds with no warning (a broken reference, a page
+# left out of the table of contents), into a temporary directory.
+docs_out=$(mktemp -d)
+docs_status=0
+"$VENV/bin/sphinx-build" -W --keep-going -q docs "$docs_out" || docs_status=$?
+rm -rf "$docs_out"
+[ "$docs_status" -eq 0 ] || exit "$docs_status"
 # s3rver: a second S3 implementation for the tests (it ignores If-None-Match).
 # The upload guarantees are tested against it as well as moto: without it
 # the run is not a full one, so a failed install stops here.
