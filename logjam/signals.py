@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -90,8 +91,21 @@ def _signal_relay() -> int:
 
 
 def _act_on_signals(read_fd: int) -> None:
+    # The watchdog is this thread's own timeout, not a thread started on the
+    # signal: a thread starting while the main thread finalises after a clean
+    # stop crashed Python 3.10 (a segfault in _PyThreadState_Init, about one
+    # SIGTERM in six in PYTHONDEVMODE).
     block_stop_signals()
-    while received := os.read(read_fd, 1):
+    deadline: float | None = None
+    status = 0
+    while True:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not select.select([read_fd], [], [], timeout)[0]:
+            log.warning("still busy %.0f s after the stop request; exiting now (exit status %d)", STOP_GRACE, status)
+            _force_exit(status)
+        received = os.read(read_fd, 1)
+        if not received:
+            return
         if _signal_target is None:
             continue
         stop, once = _signal_target
@@ -99,17 +113,9 @@ def _act_on_signals(read_fd: int) -> None:
         first = not stop.event.is_set()
         stop.request(signum)
         status = 128 + signum if once else ExitStatus.SUCCESS
-        if first:
-            threading.Thread(target=_watchdog, args=(status,), daemon=True).start()
-        else:  # a second signal: stop now
+        if not first:  # a second signal: stop now
             _force_exit(status)
-
-
-def _watchdog(status: int) -> None:
-    block_stop_signals()
-    time.sleep(STOP_GRACE)
-    log.warning("still busy %.0f s after the stop request; exiting now (exit status %d)", STOP_GRACE, status)
-    _force_exit(status)
+        deadline = time.monotonic() + STOP_GRACE
 
 
 def _force_exit(status: int) -> None:
