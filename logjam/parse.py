@@ -54,10 +54,13 @@ def logfile_keyfunc(logfile: LogFile) -> tuple[str, datetime.datetime, str, str,
 
 
 def _parse_timestamp(match: re.Match[str]) -> datetime.datetime | None:
-    # The pattern admits only digits here, so the datetime constructor is the
-    # whole check (it refuses hour 24, which must not read as the next
-    # midnight: a name must round-trip). Not dateutil: importing it cost each
+    # The pattern admits only digits here, so with ASCII (\d also matches
+    # other scripts' digits, which int() reads but no name round-trips) the
+    # datetime constructor is the whole check; it refuses hour 24, which must
+    # not read as the next midnight. Not dateutil: importing it cost each
     # logjam-compress run about 5 ms, a tenth of its start.
+    if not match["timestamp"].isascii():
+        return None
     try:
         return datetime.datetime(int(match["year"]), int(match["month"]), int(match["day"]),
                                  int(match["hour"]), int(match["minute"]), tzinfo=datetime.timezone.utc)
