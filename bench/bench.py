@@ -13,8 +13,9 @@ Sections (each tool gets a fresh copy of the same input; medians of --reps):
 3. idle pass: 100,000 archived files, all uploaded: time and requests;
 4. peak RSS of logjam-compress and logjam-upload on large files (one 4 GB file; four at once);
 5. issue 11 (``--single`` runs only this): one hourly file of the loghub samples repeated
-   (138 MB, 1 GB), 8 files of 1, 8, 17 and 64 MB, each loghub system on its own
-   against gzip -6, and one large upload against ``aws s3 cp``.
+   (138 MB, 1 GB), 8 files of 1, 8, 17 and 64 MB, one process with nothing to
+   compress (what a pass costs before its first byte), each loghub system on its
+   own against gzip -6, and one large upload against ``aws s3 cp``.
 
 Prints one table and writes it to bench/results/latest.txt (and the raw
 numbers to latest.json).
@@ -805,6 +806,25 @@ def bench_single(args, work: Path, s3: MotoServer | None, proxy: S3Proxy | None,
     for size_mb in args.single_files_mb:
         progress(f"single: 8 files of {size_mb} MB")
         workload(f"8 files x {size_mb} MB", [size_mb] * 8)
+
+    # What a process costs before it compresses a byte: what small files
+    # cannot win back (logjam runs once per pass, pigz once per file).
+    progress("single: one process with nothing to compress")
+    idle = work / "single-idle"
+    (idle / "archive").mkdir(parents=True)  # as on a host after its first pass
+    (idle / "empty").write_bytes(b"")
+    fixed = {pigz_name + " (empty file)": ["pigz", "-6", "-p", str(NPROC), "-k", "-f", str(idle / "empty")],
+             "logjam-compress (no logs)": [tool("logjam-compress"), "--once", "--log-level", "warning", str(idle)]}
+    fixed_runs: dict[str, list[Run]] = {name: [] for name in fixed}
+    for _ in range(max(args.reps, 5)):
+        for name, argv in fixed.items():
+            fixed_runs[name].append(run(argv))
+    shutil.rmtree(idle)
+    table.section("One process with nothing to compress (start, imports, exit)")
+    for name, runs_ in fixed_runs.items():
+        med = median_run(runs_)
+        table.row("  " + name, seconds=med.seconds, **{"CPU s": med.cpu, "RSS MB": med.rss_mb})
+    results["fixed"] = {name: [vars(r) for r in runs_] for name, runs_ in fixed_runs.items()}
 
     # Each system on its own: every one must come out no larger than with gzip -6.
     progress("single: each loghub system on its own")

@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import dateutil.parser
-
 # PREFIX is non-greedy so that the first timestamp-shaped part is the one
 # taken; SUFFIX may hold hyphens but no dot; EXTENSION is everything from the
 # first dot after the timestamp on (".log", ".log.json", ".log.gz").
@@ -50,15 +48,19 @@ class LogFile:
         return (self.prefix, self.suffix, self.extension)
 
 
-def _parse_timestamp(text: str) -> datetime.datetime | None:
-    # dateutil reads "24:00" as the next midnight; a name must round-trip.
-    if text[11:13] == "24":
+def _parse_timestamp(match: re.Match[str]) -> datetime.datetime | None:
+    # The pattern admits only digits here, so with ASCII (\d also matches
+    # other scripts' digits, which int() reads but no name round-trips) the
+    # datetime constructor is the whole check; it refuses hour 24, which must
+    # not read as the next midnight. Not dateutil: importing it cost each
+    # logjam-compress run about 5 ms, a tenth of its start.
+    if not match["timestamp"].isascii():
         return None
     try:
-        parsed = dateutil.parser.isoparse(text)
-    except (ValueError, OverflowError):
+        return datetime.datetime(int(match["year"]), int(match["month"]), int(match["day"]),
+                                 int(match["hour"]), int(match["minute"]), tzinfo=datetime.timezone.utc)
+    except ValueError:
         return None
-    return parsed.astimezone(datetime.timezone.utc)
 
 
 def parse_filename(name: str) -> LogFile | None:
@@ -73,9 +75,7 @@ def parse_filename(name: str) -> LogFile | None:
     match = LOGFILE_PATTERN.match(name)
     if match is None:
         return None
-    timestamp = _parse_timestamp(
-        "{year}-{month}-{day}T{hour}:{minute}Z".format(**match.groupdict())
-    )
+    timestamp = _parse_timestamp(match)
     if timestamp is None:
         return None
     return LogFile(

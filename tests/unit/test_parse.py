@@ -120,6 +120,8 @@ def test_basic_and_extended_forms_give_the_same_timestamp():
         "flask-20130727T2400Z.log",  # hour 24 (would roll over to the next day)
         "flask-20130727T1260Z.log",  # minute 60
         "flask-00000727T1200Z.log",  # year 0
+        "flask-\u0662\u0660\u0661\u06630727T1200Z.log",  # Arabic-Indic digits: int() reads them, no name round-trips
+        "flask-20130727T\uff11200Z.log",  # a fullwidth digit
         # not to the minute, not UTC, not ISO
         "flask-20130727T12Z.log",
         "flask-20130727T120000Z.log",
