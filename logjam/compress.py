@@ -56,7 +56,7 @@ def _warn_once(message: str) -> None:
         log.warning("%s", message)
 
 
-def name_problem(name: str, extension: str, *, archived: Callable[[str], bool]) -> str | None:
+def name_problem(name: str, *, extension: str, archived: Callable[[str], bool]) -> str | None:
     """Takes a log's name, the codec's extension and a test for names taken in
     the archive. Returns why the log cannot be archived under a name that
     fits NAME_MAX (to be left for the operator), or None."""
@@ -138,16 +138,16 @@ def _open_archive(context: PassContext, settings: PassSettings) -> int | None:
 CLOCK_SKEW = 300  # seconds an mtime may be ahead of the clock before it is taken for clock skew
 
 
-def _warn_if_skewed(dir_fd: int, log_dir: str, name: str) -> None:
+def _warn_if_skewed(context: PassContext, name: str) -> None:
     # An mtime ahead of the clock (a bad hardware clock, a writer on another
     # host) would make --min-quiet wait for as long as the skew lasts.
     try:
-        mtime = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime
+        mtime = os.stat(name, dir_fd=context.dir_fd, follow_symlinks=False).st_mtime
     except OSError:
         return
     ahead = mtime - time.time()
     if ahead > CLOCK_SKEW:
-        _warn_once(f"{log_dir}/{name}: modified {ahead:.0f} s in the future (clock skew?); --min-quiet "
+        _warn_once(f"{context.path}/{name}: modified {ahead:.0f} s in the future (clock skew?); --min-quiet "
                    "cannot apply, deciding by its name's hour and whether a process still writes it")
 
 
@@ -203,10 +203,10 @@ def _compress_each(
         return True
 
     def compress_one(logfile: LogFile, file_threads: int) -> Compressed | int:
-        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
+        problem = name_problem(logfile.filename, extension=options.codec.extension, archived=archived)
         if problem is not None:
             raise LeftAlone(problem)
-        _warn_if_skewed(context.dir_fd, log_dir, logfile.filename)
+        _warn_if_skewed(context, logfile.filename)
         if context.dry_run:  # the same checks, reading only: then say what would be done
             source_fd, source = open_source(context.dir_fd, logfile.filename, not_ready)
             os.close(source_fd)
@@ -220,7 +220,7 @@ def _compress_each(
     def one(logfile: LogFile, file_threads: int) -> None:
         context.stop.check()
         started = time.monotonic()
-        done = _attempt(lambda: compress_one(logfile, file_threads), log_dir, logfile, stats)
+        done = _attempt(context, logfile, lambda: compress_one(logfile, file_threads))
         if done is None:
             return
         if isinstance(done, int):
@@ -259,9 +259,10 @@ def _compress_each(
             one(logfile, threads)
 
 
-def _attempt(action: Callable[[], R], log_dir: str, logfile: LogFile, stats: PassStats) -> R | None:
-    """Runs action for one file. Returns its result, or None after logging why
-    not and counting the file as waiting (and failed, for an error)."""
+def _attempt(context: PassContext, logfile: LogFile, action: Callable[[], R]) -> R | None:
+    """Runs action for one file of the pass. Returns its result, or None after
+    logging why not and counting the file as waiting (and failed, for an error)."""
+    log_dir, stats = context.path, context.stats
     try:
         return action()
     except NotReady as waiting:

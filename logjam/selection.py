@@ -38,9 +38,9 @@ def yield_old_logfiles(filenames: Iterable[str], now: datetime.datetime) -> Iter
     yield from sorted(finished, key=LogFile.sort_key)
 
 
-def select_pending(archive_names: Iterable[str], uploaded_names: Iterable[str]) -> list[LogFile]:
-    """Takes the archive's and the ledger's file names. Returns the archived
+def select_pending(archive_names: Iterable[str], *, uploaded: Iterable[str]) -> list[LogFile]:
+    """Takes the archive's file names and the ledger's (uploaded). Returns the archived
     LogFiles not yet recorded as uploaded, in LogFile.sort_key order."""
-    done = set(uploaded_names)
+    done = set(uploaded)
     pending = (parse_filename(name) for name in archive_names if name not in done)
     return sorted((logfile for logfile in pending if logfile is not None), key=LogFile.sort_key)

@@ -26,7 +26,7 @@ from logjam.codecs import codec_for_filename
 from logjam.errors import FileError, UsageError
 from logjam.ledger import LEDGER_DIRNAME, Ledger
 from logjam.markers import Destination, MarkerError, only_elsewhere
-from logjam.parse import parse_filename
+from logjam.parse import LogFile, parse_filename
 from logjam.passes import PassContext, PassSettings, run_pass
 from logjam.proof import Proof, Verdict, prove
 from logjam.runner import PassStats
@@ -63,8 +63,9 @@ def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _stream_name(prefix: str, suffix: str | None, extension: str) -> str:
-    return f"{prefix}-*{'-' + suffix if suffix else ''}{extension}"
+def _stream_name(logfile: LogFile, extension: str) -> str:
+    suffix = logfile.suffix
+    return f"{logfile.prefix}-*{'-' + suffix if suffix else ''}{extension}"
 
 
 def directory_status(
@@ -78,8 +79,8 @@ def directory_status(
     names = os.listdir(dir_fd)
     streams: dict[str, StreamStatus] = {}
 
-    def status_of(prefix: str, suffix: str | None, extension: str) -> StreamStatus:
-        name = _stream_name(prefix, suffix, extension)
+    def status_of(logfile: LogFile, extension: str) -> StreamStatus:
+        name = _stream_name(logfile, extension)
         return streams.setdefault(name, StreamStatus(name))
 
     finished = {logfile.filename for logfile in yield_old_logfiles(names, context.now)}
@@ -87,7 +88,7 @@ def directory_status(
         logfile = parse_filename(name)
         if logfile is None:
             continue
-        status = status_of(logfile.prefix, logfile.suffix, logfile.extension)
+        status = status_of(logfile, logfile.extension)
         tally = status.finished if name in finished else status.live
         tally.files += 1
         tally.bytes += fsutil.size_or_zero(dir_fd, name)
@@ -108,7 +109,7 @@ def directory_status(
     return [streams[name] for name in sorted(streams)]
 
 
-def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str | None, str], StreamStatus], *,
+def _archive_status(archive: str, archive_fd: int, status_of: Callable[[LogFile, str], StreamStatus], *,
                     uploader: Uploader | None, problems: list[str] | None) -> None:
     ledger = Ledger(archive_fd)
     destination = Destination.of(uploader) if uploader is not None else None
@@ -126,7 +127,7 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
             continue
         codec = codec_for_filename(name)
         extension = logfile.extension[: -len(codec.extension)] if codec else logfile.extension
-        status = status_of(logfile.prefix, logfile.suffix, extension)
+        status = status_of(logfile, extension)
         entry = entries.get(name)
         if isinstance(entry, MarkerError):
             if problems is not None:

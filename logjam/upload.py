@@ -117,7 +117,7 @@ def _upload_pass(job: UploadJob, context: PassContext) -> None:
             standing = Standing.of(ledger, job.destination)
     if not context.dry_run:
         _report_ledger(job, standing, archive_names)
-    pending = select_pending(archive_names, standing.here)
+    pending = select_pending(archive_names, uploaded=standing.here)
     if not pending:
         log.debug("%s: nothing to upload", job.archive_dir)
         return
@@ -386,7 +386,7 @@ def upload_backlog(job: UploadJob) -> PassStats:
     archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
         confirmed = Standing.of(Ledger(archive_fd), job.destination, clean=False).here
-        for logfile in select_pending(os.listdir(archive_fd), confirmed):
+        for logfile in select_pending(os.listdir(archive_fd), uploaded=confirmed):
             stats.waiting(logfile.timestamp)
     finally:
         os.close(archive_fd)

@@ -329,12 +329,12 @@ def test_duplicate_timestamp_names_of_a_name_that_is_no_log_file_are_none():
     ],
 )
 def test_select_pending(archive, uploaded, expected):
-    pending = select_pending(archive, uploaded)
+    pending = select_pending(archive, uploaded=uploaded)
     assert [logfile.filename for logfile in pending] == expected
     assert pending == sorted(pending, key=LogFile.sort_key)
 
 
 def test_select_pending_accepts_iterators():
     pending = select_pending(iter(["db-20130727T1200Z.log.gz", "db-20130727T1300Z.log.gz"]),
-                             iter(["db-20130727T1300Z.log.gz"]))
+                             uploaded=iter(["db-20130727T1300Z.log.gz"]))
     assert [logfile.filename for logfile in pending] == ["db-20130727T1200Z.log.gz"]
