@@ -123,7 +123,7 @@ def main_runner(
         if args.metrics_file:
             check_metrics_path(args.metrics_file)
         try:
-            job = make_job(args)  # may settle args.once (a dry run, --verify)
+            job = make_job(args)
         except LogjamError:
             if args.metrics_file:
                 failed = PassStats(errors=1)
@@ -131,6 +131,7 @@ def main_runner(
                     failed.add(start_backlog(args) if start_backlog else PassStats())
                 metrics_writer(prog, args.metrics_file)(failed, 0.0)
             raise
+        args.once = args.once or job.one_shot  # a dry run, --verify, logjam-status: one pass
         if stop is None:
             stop = Stop()
             install_signal_handlers(stop, once=args.once)

@@ -1,6 +1,6 @@
 """logjam-compress: compress finished hourly log files into DIR/archive/.
 
-Selection is pure (``yield_old_logfiles``); the effects live in
+Selection is pure (``logjam.selection.yield_old_logfiles``); the effects live in
 ``compress_directory`` (here) and ``compress_logfile`` (logjam.compressor),
 which never delete an original before its compressed copy is durable and
 verified (removal in logjam.removal).
@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,48 +25,20 @@ from logjam.codecs import CODECS, GZIP, Codec, available_cores
 from logjam.compressor import Compressed, compress_logfile, open_source
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, NotReady, Skipped, UsageError
-from logjam.fsutil import directory_lock
 from logjam.logs import fields
-from logjam.parse import LogFile, group_filenames
-from logjam.progress import Progress, progress
+from logjam.parse import LogFile
+from logjam.passes import PassContext, PassSettings, open_directory, run_pass
+from logjam.progress import progress
 from logjam.removal import REMOVING_MARKER, recover_removals
 from logjam.runner import PassStats
 from logjam.safety import check_directory_security, open_for_writing
+from logjam.selection import yield_old_logfiles
 from logjam.signals import Stop
 
 log = logging.getLogger("logjam.compress")
 R = TypeVar("R")
 
-ONE_HOUR_PLUS = datetime.timedelta(hours=1, minutes=5)
 LOCK_NAME = ".logjam-compress.lock"
-
-
-# -- pure selection ---------------------------------------------------------
-
-def select_superseded_by_new_file(logfiles: Sequence[LogFile]) -> list[LogFile]:
-    """Takes LogFiles of one stream. Returns all but the newest: a newer file
-    of the same stream means the writer has moved on."""
-    return sorted(logfiles, key=LogFile.sort_key)[:-1]
-
-
-def select_superseded_by_timestamp(
-    logfiles: Iterable[LogFile], now: datetime.datetime
-) -> list[LogFile]:
-    """Takes LogFiles and the current time. Returns those whose hour is well
-    over (timestamp more than 1 h 5 min before now)."""
-    return [logfile for logfile in logfiles if now - logfile.timestamp > ONE_HOUR_PLUS]
-
-
-def yield_old_logfiles(filenames: Iterable[str], now: datetime.datetime) -> Iterator[LogFile]:
-    """Takes file names and the current time. Yields the finished LogFiles,
-    sorted by LogFile.sort_key. Files stamped in the future are ignored and
-    supersede nothing."""
-    finished: set[LogFile] = set()
-    for logfiles in group_filenames(filenames).values():
-        current = [logfile for logfile in logfiles if logfile.timestamp <= now]
-        finished.update(select_superseded_by_new_file(current))
-        finished.update(select_superseded_by_timestamp(current, now))
-    yield from sorted(finished, key=LogFile.sort_key)
 
 
 class LeftAlone(Skipped):
@@ -84,7 +56,7 @@ def _warn_once(message: str) -> None:
         log.warning("%s", message)
 
 
-def name_problem(name: str, extension: str, *, archived: Callable[[str], bool]) -> str | None:
+def name_problem(name: str, *, extension: str, archived: Callable[[str], bool]) -> str | None:
     """Takes a log's name, the codec's extension and a test for names taken in
     the archive. Returns why the log cannot be archived under a name that
     fits NAME_MAX (to be left for the operator), or None."""
@@ -111,9 +83,7 @@ class CompressOptions:
     level: int | None = None
     threads: int = 1
     min_quiet: float = 60.0  # seconds without a change before a file is taken
-    wait_lock: bool = False
-    allow_insecure_dir: bool = False
-    dry_run: bool = False
+    settings: PassSettings = PassSettings()  # lock, directory check, dry run
 
 
 def compress_directory(
@@ -123,85 +93,65 @@ def compress_directory(
     options: CompressOptions = CompressOptions(),
     stop: Stop | None = None,
 ) -> PassStats:
-    """Compresses every finished log in log_dir. Returns what it did and left."""
-    check_stop = stop.check if stop is not None else (lambda: None)
-    dir_fd = fsutil.open_given_dir(log_dir)
+    """Compresses every finished log in log_dir (a dry run: says which it
+    would). Returns what it did and left."""
+    return run_pass(log_dir, lambda context: _compress_pass(context, options), settings=options.settings,
+                    command="logjam-compress", stop=stop, now=now)
+
+
+def _compress_pass(context: PassContext, options: CompressOptions) -> None:
+    names = os.listdir(context.dir_fd)
+    if not context.dry_run and any(name.startswith(REMOVING_MARKER) for name in names):
+        recover_removals(context.dir_fd, context.path, names)
+        names = os.listdir(context.dir_fd)
+    finished = list(yield_old_logfiles(names, context.now))
+    if not finished:
+        log.debug("%s: nothing to compress", context.path)
+        return
+    context.archive_fd = _open_archive(context, options.settings)
     try:
-        check_directory_security(log_dir, dir_fd, allow_insecure=options.allow_insecure_dir)
-        if options.dry_run:
-            return _dry_run(log_dir, dir_fd, now, options)
-        with directory_lock(dir_fd, LOCK_NAME, wait=options.wait_lock, check_stop=check_stop) as locked:
-            if not locked:
-                log.info("%s: another logjam-compress is working here; skipping", log_dir)
-                return PassStats()
-            names = os.listdir(dir_fd)
-            if any(name.startswith(REMOVING_MARKER) for name in names):
-                recover_removals(dir_fd, log_dir, names)
-                names = os.listdir(dir_fd)
-            finished = list(yield_old_logfiles(names, now))
-            if not finished:
-                log.debug("%s: nothing to compress", log_dir)
-                return PassStats()
-            archive_fd = open_archive_dir(dir_fd, log_dir)
-            try:
-                check_directory_security(f"{log_dir}/{ARCHIVE_DIRNAME}", archive_fd,
-                                         allow_insecure=options.allow_insecure_dir)
-                for name in fsutil.remove_stale_temp_files(archive_fd):
-                    log.info("removed %s/%s/%s left by an interrupted pass", log_dir, ARCHIVE_DIRNAME, name)
-                not_ready = _readiness(log_dir, options.min_quiet)
-                return _compress_all(log_dir, dir_fd, archive_fd, finished, options, check_stop, not_ready)
-            finally:
-                os.close(archive_fd)
+        _compress_all(context, finished, options)
     finally:
-        os.close(dir_fd)
+        if context.archive_fd is not None:
+            os.close(context.archive_fd)
 
 
-def _dry_run(log_dir: str, dir_fd: int, now: datetime.datetime, options: CompressOptions) -> PassStats:
-    # The same checks as a real pass, reading only: no lock, no archive/, no temporary file.
-    stats = PassStats()
-    not_ready = _readiness(log_dir, options.min_quiet)
-    archive = os.path.join(log_dir, ARCHIVE_DIRNAME)
-
-    def archived(final_name: str) -> bool:
-        return os.path.lexists(os.path.join(archive, final_name))
-
-    def check_and_open(logfile: LogFile) -> tuple[int, os.stat_result]:
-        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
-        if problem is not None:
-            raise LeftAlone(problem)
-        _warn_if_skewed(dir_fd, log_dir, logfile.filename)
-        return open_source(dir_fd, logfile.filename, not_ready)
-
-    for logfile in yield_old_logfiles(os.listdir(dir_fd), now):
-        opened = _attempt(lambda: check_and_open(logfile), log_dir, logfile, stats)
-        if opened is None:
-            continue
-        source_fd, source = opened
-        os.close(source_fd)
-        print(f"would compress {log_dir}/{logfile.filename} -> "
-              f"{log_dir}/{ARCHIVE_DIRNAME}/{logfile.filename}{options.codec.extension} ({source.st_size} bytes)",
-              flush=True)
-        stats.done(source.st_size)
-    return stats
+def _open_archive(context: PassContext, settings: PassSettings) -> int | None:
+    # A dry run creates nothing: a missing archive/ is one that holds nothing yet.
+    if context.dry_run:
+        try:
+            return fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=context.dir_fd)
+        except OSError:
+            return None
+    archive_fd = open_archive_dir(context.dir_fd, context.path)
+    try:
+        check_directory_security(f"{context.path}/{ARCHIVE_DIRNAME}", archive_fd,
+                                 allow_insecure=settings.allow_insecure_dir)
+        for name in fsutil.remove_stale_temp_files(archive_fd):
+            log.info("removed %s/%s/%s left by an interrupted pass", context.path, ARCHIVE_DIRNAME, name)
+    except BaseException:
+        os.close(archive_fd)
+        raise
+    return archive_fd
 
 
 CLOCK_SKEW = 300  # seconds an mtime may be ahead of the clock before it is taken for clock skew
 
 
-def _warn_if_skewed(dir_fd: int, log_dir: str, name: str) -> None:
+def _warn_if_skewed(context: PassContext, name: str) -> None:
     # An mtime ahead of the clock (a bad hardware clock, a writer on another
     # host) would make --min-quiet wait for as long as the skew lasts.
     try:
-        mtime = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime
+        mtime = os.stat(name, dir_fd=context.dir_fd, follow_symlinks=False).st_mtime
     except OSError:
         return
     ahead = mtime - time.time()
     if ahead > CLOCK_SKEW:
-        _warn_once(f"{log_dir}/{name}: modified {ahead:.0f} s in the future (clock skew?); --min-quiet "
+        _warn_once(f"{context.path}/{name}: modified {ahead:.0f} s in the future (clock skew?); --min-quiet "
                    "cannot apply, deciding by its name's hour and whether a process still writes it")
 
 
-def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str | None]:
+def _readiness(min_quiet: float) -> Callable[[os.stat_result], str | None]:
     # A late writer (rsyslog keeps finished hours open) may still append:
     # wait until no process holds the file open for writing and it has been
     # quiet for min_quiet seconds. /proc is read once per pass, when needed.
@@ -223,55 +173,64 @@ def _readiness(log_dir: str, min_quiet: float) -> Callable[[os.stat_result], str
     return not_ready
 
 
-def _compress_all(
-    log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile], options: CompressOptions,
-    check_stop: Callable[[], None], not_ready: Callable[[os.stat_result], str | None],
-) -> PassStats:
-    sizes = {logfile: fsutil.size_or_zero(dir_fd, logfile.filename) for logfile in logfiles}
-    total = sum(sizes.values())
-    if options.threads > 1:
+def _compress_all(context: PassContext, logfiles: list[LogFile], options: CompressOptions) -> None:
+    sizes = {logfile: fsutil.size_or_zero(context.dir_fd, logfile.filename) for logfile in logfiles}
+    # A dry run goes one file at a time, so that its lines come in name order.
+    threads = 1 if context.dry_run else options.threads
+    if threads > 1:
         logfiles = sorted(logfiles, key=sizes.__getitem__, reverse=True)  # largest first: no long tail
-    with progress("compressing", files=len(logfiles), size=total) as bar:
-        return _compress_each(log_dir, dir_fd, archive_fd, logfiles, options, check_stop, not_ready, bar)
+    not_ready = _readiness(options.min_quiet)
+    # A dry run prints its lines instead: no bar.
+    files, size = (0, 0) if context.dry_run else (len(logfiles), sum(sizes.values()))
+    with progress("compressing", files=files, size=size) as bar:
+        context.progress = bar
+        _compress_each(context, logfiles, options=options, threads=threads, not_ready=not_ready)
 
 
 def _compress_each(
-    log_dir: str, dir_fd: int, archive_fd: int, logfiles: list[LogFile],
-    options: CompressOptions, check_stop: Callable[[], None],
-    not_ready: Callable[[os.stat_result], str | None], bar: Progress,
-) -> PassStats:
-    threads = options.threads
-
-    stats = PassStats()
+    context: PassContext, logfiles: list[LogFile], *, options: CompressOptions, threads: int,
+    not_ready: Callable[[os.stat_result], str | None],
+) -> None:
+    log_dir, stats = context.path, context.stats
 
     def archived(final_name: str) -> bool:
+        if context.archive_fd is None:
+            return False
         try:
-            os.stat(final_name, dir_fd=archive_fd, follow_symlinks=False)
+            os.stat(final_name, dir_fd=context.archive_fd, follow_symlinks=False)
         except FileNotFoundError:
             return False
         return True
 
-    def compress_one(logfile: LogFile, file_threads: int) -> Compressed:
-        problem = name_problem(logfile.filename, options.codec.extension, archived=archived)
+    def compress_one(logfile: LogFile, file_threads: int) -> Compressed | int:
+        problem = name_problem(logfile.filename, extension=options.codec.extension, archived=archived)
         if problem is not None:
             raise LeftAlone(problem)
-        _warn_if_skewed(dir_fd, log_dir, logfile.filename)
+        _warn_if_skewed(context, logfile.filename)
+        if context.dry_run:  # the same checks, reading only: then say what would be done
+            source_fd, source = open_source(context.dir_fd, logfile.filename, not_ready)
+            os.close(source_fd)
+            return source.st_size
+        assert context.archive_fd is not None  # opened (or made) by a pass that acts
         return compress_logfile(
-            dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
-            threads=file_threads, check_stop=check_stop, not_ready=not_ready,
+            context.dir_fd, context.archive_fd, logfile, codec=options.codec, level=options.level,
+            threads=file_threads, check_stop=context.stop.check, not_ready=not_ready,
         )
 
     def one(logfile: LogFile, file_threads: int) -> None:
-        check_stop()
+        context.stop.check()
         started = time.monotonic()
-        done = _attempt(
-            lambda: compress_one(logfile, file_threads),
-            log_dir, logfile, stats,
-        )
+        done = _attempt(context, logfile, lambda: compress_one(logfile, file_threads))
         if done is None:
             return
+        if isinstance(done, int):
+            print(f"would compress {log_dir}/{logfile.filename} -> "
+                  f"{log_dir}/{ARCHIVE_DIRNAME}/{logfile.filename}{options.codec.extension} ({done} bytes)",
+                  flush=True)
+            stats.done(done)
+            return
         stats.done(done.original_size)
-        bar.advance(done.original_size)
+        context.progress.advance(done.original_size)
         ratio = done.compressed_size / done.original_size if done.original_size else 1.0
         log.info(
             "compressed %s/%s -> %s/%s (%d -> %d bytes, %.1f%%)",
@@ -298,12 +257,12 @@ def _compress_each(
     else:
         for logfile in logfiles:
             one(logfile, threads)
-    return stats
 
 
-def _attempt(action: Callable[[], R], log_dir: str, logfile: LogFile, stats: PassStats) -> R | None:
-    """Runs action for one file. Returns its result, or None after logging why
-    not and counting the file as waiting (and failed, for an error)."""
+def _attempt(context: PassContext, logfile: LogFile, action: Callable[[], R]) -> R | None:
+    """Runs action for one file of the pass. Returns its result, or None after
+    logging why not and counting the file as waiting (and failed, for an error)."""
+    log_dir, stats = context.path, context.stats
     try:
         return action()
     except NotReady as waiting:
@@ -365,15 +324,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] | None = None):
+@dataclass
+class CompressJob:
+    """The log directories and how to compress them, as the runner calls it."""
+
+    directories: list[str]
+    options: CompressOptions
+    clock: Callable[[], datetime.datetime]
+
+    @property
+    def one_shot(self) -> bool:
+        """A dry run reports one pass."""
+        return self.options.settings.dry_run
+
+    def __call__(self, stop: Stop) -> PassStats:
+        stats = PassStats()
+        for log_dir in self.directories:
+            try:
+                stats.add(compress_directory(log_dir, now=self.clock(), options=self.options, stop=stop))
+            except UsageError as error:  # a directory vanished since start-up
+                log.error("%s", error)
+                stats.errors += 1
+            except (FileError, OSError) as error:
+                log.error("%s: %s", log_dir, _reason(error, log_dir))
+                stats.errors += 1
+                stats.add(finished_backlog(log_dir, self.clock()))
+        return stats
+
+    def backlog(self) -> PassStats | None:
+        """The runner's metrics after a failed pass: compress_directory's errors are counted per directory."""
+        return None
+
+
+def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] | None = None) -> CompressJob:
     """Checks the directories. Returns the pass function the runner calls."""
-    clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
     _warned.clear()  # once per run
+    settings = PassSettings.from_args(args)
     for log_dir in args.directories:
-        dir_fd = fsutil.open_given_dir(log_dir)
+        dir_fd = open_directory(log_dir, settings)
         try:
-            check_directory_security(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
-            check_archive_dir(log_dir, dir_fd, allow_insecure=args.allow_insecure_dir)
+            check_archive_dir(log_dir, dir_fd, allow_insecure=settings.allow_insecure_dir)
         finally:
             os.close(dir_fd)
     codec = CODECS[args.codec]
@@ -384,27 +374,10 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
         raise UsageError(f"--threads {args.threads}: must be at least 1")
     if args.min_quiet < 0:
         raise UsageError(f"--min-quiet {args.min_quiet:g}: must not be negative")
-    options = CompressOptions(
-        codec=codec, level=args.level, threads=args.threads or available_cores(),
-        min_quiet=args.min_quiet, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
-        dry_run=args.dry_run,
-    )
-
-    def job(stop: Stop) -> PassStats:
-        stats = PassStats()
-        for log_dir in args.directories:
-            try:
-                stats.add(compress_directory(log_dir, now=clock(), options=options, stop=stop))
-            except UsageError as error:  # a directory vanished since start-up
-                log.error("%s", error)
-                stats.errors += 1
-            except (FileError, OSError) as error:
-                log.error("%s: %s", log_dir, _reason(error, log_dir))
-                stats.errors += 1
-                stats.add(finished_backlog(log_dir, clock()))
-        return stats
-
-    return job
+    options = CompressOptions(codec=codec, level=args.level, threads=args.threads or available_cores(),
+                              min_quiet=args.min_quiet, settings=settings)
+    return CompressJob(list(args.directories), options,
+                       clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))
 
 
 def finished_backlog(log_dir: str, now: datetime.datetime) -> PassStats:

@@ -51,20 +51,20 @@ def remove_original(
     current = os.stat(hidden, dir_fd=dir_fd, follow_symlinks=False)
     if (current.st_dev, current.st_ino) != (source.st_dev, source.st_ino):
         log.warning("%s was replaced while being compressed; the new file is left for the next pass", name)
-        _put_back(dir_fd, hidden, name, in_window=in_window)
+        _put_back(dir_fd, hidden=hidden, name=name, in_window=in_window)
         return
     if (current.st_size, current.st_mtime_ns) != (source.st_size, source.st_mtime_ns):
         # Appended to after the check (a writer that opens, appends, closes):
         # keep it; the next pass archives it again as a duplicate.
         log.warning("%s changed after it was compressed; kept for the next pass", name)
-        _put_back(dir_fd, hidden, name, in_window=in_window)
+        _put_back(dir_fd, hidden=hidden, name=name, in_window=in_window)
         return
     in_window("before-unlink")
     os.unlink(hidden, dir_fd=dir_fd)
     fsutil.fsync_dir(dir_fd)
 
 
-def _put_back(dir_fd: int, hidden: str, name: str, *, in_window: Callable[[str], None] = lambda stage: None) -> bool:
+def _put_back(dir_fd: int, *, hidden: str, name: str, in_window: Callable[[str], None] = lambda stage: None) -> bool:
     # Never over a file that appeared under the name meanwhile: then both
     # stay, the displaced one under the first free duplicate name beside it,
     # a log name of its own stream that the next pass archives as any other.
@@ -108,12 +108,13 @@ def recover_removals(dir_fd: int, log_dir: str, names: Sequence[str]) -> None:
                 log.warning("%s/%s: left by an interrupted removal, but no archived file tells which log it "
                             "was; left in place (rename it to its log name to have it archived)", log_dir, hidden)
                 continue
-            if archive_fd is not None and _archived_already(dir_fd, hidden, archive_fd, originals.get(hidden, [])):
+            if archive_fd is not None and _archived_already(
+                    dir_fd, hidden, archive_fd=archive_fd, archive_names=originals.get(hidden, [])):
                 os.unlink(hidden, dir_fd=dir_fd)
                 fsutil.fsync_dir(dir_fd)
                 log.info("%s/%s: finished removing %s (archived; left by an interrupted pass)",
                          log_dir, hidden, original)
-            elif _put_back(dir_fd, hidden, original):
+            elif _put_back(dir_fd, hidden=hidden, name=original):
                 log.warning("%s/%s: put back %s, left by an interrupted pass", log_dir, hidden, original)
     finally:
         if archive_fd is not None:
@@ -129,7 +130,7 @@ def _original_name(archive_name: str) -> str | None:
     return re.sub(re.escape(DUPLICATE_MARK) + r"(-\d\d)?(?=-\d)", "", base, count=1)
 
 
-def _archived_already(dir_fd: int, hidden: str, archive_fd: int, archive_names: list[str]) -> bool:
+def _archived_already(dir_fd: int, hidden: str, *, archive_fd: int, archive_names: list[str]) -> bool:
     try:
         fd, _ = fsutil.open_regular(dir_fd, hidden)
     except (OSError, Skipped):

@@ -9,18 +9,16 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from logjam import fsutil
+from logjam.backends.base import Uploader
 from logjam.errors import Skipped
 from logjam.integrity import Fingerprint
 from logjam.ledger import Ledger
-from logjam.markers import Confirmation
+from logjam.markers import Confirmation, Destination
 from logjam.parse import parse_filename
+from logjam.passes import PassContext
 from logjam.proof import Proof, prove
-
-if TYPE_CHECKING:
-    from logjam.upload import UploadJob
 
 log = logging.getLogger("logjam.upload")
 
@@ -33,9 +31,16 @@ def expired(uploaded_names: Iterable[str], cutoff: datetime.datetime) -> list[st
     return sorted(logfile.filename for logfile in logfiles if logfile is not None and logfile.timestamp < cutoff)
 
 
-def expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str, confirmation: Confirmation) -> None:
+def expire(
+    context: PassContext, uploader: Uploader, ledger: Ledger, *, name: str, confirmation: Confirmation,
+    delete_after: datetime.timedelta,
+) -> None:
+    """Deletes the archived file name of context's directory if the object
+    recorded at uploader's destination proves it holds it (else keeps it, and
+    forgets the record where the file is to be uploaded again)."""
     # Deleting the only local copy is the one irreversible step logjam takes:
     # the object at this run's destination must prove it holds the file.
+    archive_fd = context.dir_fd
     try:
         os.stat(name, dir_fd=archive_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -44,28 +49,28 @@ def expire(job: UploadJob, archive_fd: int, ledger: Ledger, name: str, confirmat
     local, md5 = _local_fingerprint(archive_fd, name)
     if local is None or not confirmation.matches(local):
         # Not the file that was uploaded (a late copy took the name): upload it.
-        log.warning("%s/%s is not the file recorded as uploaded; kept, and will upload it", job.archive_dir, name)
+        log.warning("%s/%s is not the file recorded as uploaded; kept, and will upload it", context.path, name)
         ledger.forget(name)
         return
-    job.uploader.connect()
+    uploader.connect()
     # thorough: a plain MD5 ETag is compared even where a checksum agrees
     # (the local MD5 came with the fingerprint, in the same read).
-    verdict = prove(job.uploader, confirmation, archive_fd=archive_fd, name=name, md5=md5, thorough=True)
+    verdict = prove(uploader, confirmation, archive_fd=archive_fd, name=name, md5=md5, thorough=True)
     if verdict.proof is Proof.UNCONFIRMED:
-        log.warning("%s/%s: kept: %s is %s", job.archive_dir, name, confirmation.location, verdict.detail)
+        log.warning("%s/%s: kept: %s is %s", context.path, name, confirmation.location, verdict.detail)
         return
     if not verdict.confirmed:
         log.warning("%s is missing (or changed) at the destination; kept %s/%s and will upload it again (%s)",
-                    confirmation.location, job.archive_dir, name, verdict.detail)
-        ledger.forget(name, job.destination)
+                    confirmation.location, context.path, name, verdict.detail)
+        ledger.forget(name, Destination.of(uploader))
         return
     # Marker first: a crash in between leaves a file that is sent again (and
     # found identical), never a marker that vouches for a file it never saw.
     ledger.forget(name)
     os.unlink(name, dir_fd=archive_fd)
     fsutil.fsync_dir(archive_fd)
-    log.info("deleted %s/%s (uploaded to %s, older than %s)", job.archive_dir, name, confirmation.location,
-             _format_duration(job.delete_after))
+    log.info("deleted %s/%s (uploaded to %s, older than %s)", context.path, name, confirmation.location,
+             _format_duration(delete_after))
 
 
 def _local_fingerprint(archive_fd: int, name: str) -> tuple[Fingerprint | None, str | None]:
@@ -104,8 +109,8 @@ def parse_duration(text: str) -> datetime.timedelta:
     return datetime.timedelta(seconds=int(number) * DURATION_UNITS[unit])
 
 
-def _format_duration(duration: datetime.timedelta | None) -> str:
-    seconds = int(duration.total_seconds()) if duration else 0
+def _format_duration(duration: datetime.timedelta) -> str:
+    seconds = int(duration.total_seconds())
     for unit, size in sorted(DURATION_UNITS.items(), key=lambda item: -item[1]):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"

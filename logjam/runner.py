@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from logjam.errors import ExitStatus, LogjamError
 from logjam.logs import describe_error
@@ -54,7 +55,21 @@ class PassStats:
             self.pending -= 1
 
 
-Job = Callable[[Stop], PassStats]
+class Job(Protocol):
+    """What the runner runs: one pass per call, reporting what it did and left."""
+
+    @property
+    def one_shot(self) -> bool:
+        """Whether the job runs one pass whatever --once says (a dry run, --verify, status)."""
+        ...
+
+    def __call__(self, stop: Stop) -> PassStats:
+        ...
+
+    def backlog(self) -> PassStats | None:
+        """What waits, from local state only, for the metrics after a pass that
+        failed as a whole (None: nothing to count)."""
+        ...
 
 
 def run(
@@ -91,10 +106,7 @@ def run(
 
 def _run_pass(job: Job, stop: Stop, *, once: bool) -> PassStats:
     try:
-        stats = job(stop)
-        if isinstance(stats, bool):  # a plain job may just say whether it succeeded
-            stats = PassStats(errors=0 if stats else 1)
-        return stats
+        return job(stop)
     except LogjamError as error:
         if once:  # the runner reports it as the one line that ends the command
             raise
@@ -115,10 +127,11 @@ def _failed_pass(job: Job) -> PassStats:
     # them from local state (job.backlog), so that the metrics show the
     # backlog during an outage instead of "nothing pending".
     stats = PassStats(errors=1)
-    backlog = getattr(job, "backlog", None)
+    try:
+        backlog = job.backlog()
+    except Exception as error:  # the metrics must not end the process
+        log.debug("cannot count the waiting files: %s", describe_error(error))
+        return stats
     if backlog is not None:
-        try:
-            stats.add(backlog())
-        except Exception as error:  # the metrics must not end the process
-            log.debug("cannot count the waiting files: %s", describe_error(error))
+        stats.add(backlog)
     return stats

@@ -15,19 +15,23 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from logjam import __version__, fsutil
 from logjam.archive import ARCHIVE_DIRNAME
 from logjam.backends import get_uploader
 from logjam.backends.base import Uploader
-from logjam.cli import ArgumentParser
+from logjam.cli import ArgumentParser, main_runner
 from logjam.codecs import codec_for_filename
-from logjam.compress import yield_old_logfiles
-from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
+from logjam.errors import FileError, UsageError
 from logjam.ledger import LEDGER_DIRNAME, Ledger
 from logjam.markers import Destination, MarkerError, only_elsewhere
-from logjam.parse import parse_filename
+from logjam.parse import LogFile, parse_filename
+from logjam.passes import PassContext, PassSettings, run_pass
 from logjam.proof import Proof, Verdict, prove
+from logjam.runner import PassStats
+from logjam.selection import yield_old_logfiles
+from logjam.signals import Stop
 from logjam.template import KeyTemplate
 
 
@@ -55,50 +59,45 @@ class StreamStatus:
             self.oldest_waiting = hour
 
 
-def _stream_name(prefix: str, suffix: str | None, extension: str) -> str:
-    return f"{prefix}-*{'-' + suffix if suffix else ''}{extension}"
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _size(path: str) -> int:
-    try:
-        return os.stat(path, follow_symlinks=False).st_size
-    except OSError:
-        return 0
+def _stream_name(logfile: LogFile, extension: str) -> str:
+    suffix = logfile.suffix
+    return f"{logfile.prefix}-*{'-' + suffix if suffix else ''}{extension}"
 
 
 def directory_status(
-    log_dir: str, *, now: datetime.datetime, uploader: Uploader | None = None, problems: list[str] | None = None
+    context: PassContext, *, uploader: Uploader | None = None, problems: list[str] | None = None
 ) -> list[StreamStatus]:
-    """Takes a log directory. Returns the status of each of its streams, sorted.
-    With an uploader, a file counts as uploaded only if it is confirmed at
-    that destination, and each one kept locally must prove it is there
-    (proof.prove: one HEAD each); what does not is added to problems."""
-    dir_fd = fsutil.open_given_dir(log_dir)
-    try:
-        names = os.listdir(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Takes a pass over a log directory. Returns the status of each of its
+    streams, sorted. With an uploader, a file counts as uploaded only if it is
+    confirmed at that destination, and each one kept locally must prove it is
+    there (proof.prove: one HEAD each); what does not is added to problems."""
+    log_dir, dir_fd = context.path, context.dir_fd
+    names = os.listdir(dir_fd)
     streams: dict[str, StreamStatus] = {}
 
-    def status_of(prefix: str, suffix: str | None, extension: str) -> StreamStatus:
-        name = _stream_name(prefix, suffix, extension)
+    def status_of(logfile: LogFile, extension: str) -> StreamStatus:
+        name = _stream_name(logfile, extension)
         return streams.setdefault(name, StreamStatus(name))
 
-    finished = {logfile.filename for logfile in yield_old_logfiles(names, now)}
+    finished = {logfile.filename for logfile in yield_old_logfiles(names, context.now)}
     for name in names:
         logfile = parse_filename(name)
         if logfile is None:
             continue
-        status = status_of(logfile.prefix, logfile.suffix, logfile.extension)
+        status = status_of(logfile, logfile.extension)
         tally = status.finished if name in finished else status.live
         tally.files += 1
-        tally.bytes += _size(os.path.join(log_dir, name))
+        tally.bytes += fsutil.size_or_zero(dir_fd, name)
         if name in finished:
             status.waiting(logfile.timestamp)
 
     archive = os.path.join(log_dir, ARCHIVE_DIRNAME)
     try:
-        archive_fd = fsutil.open_dir(archive)
+        archive_fd = fsutil.open_dir(ARCHIVE_DIRNAME, dir_fd=dir_fd)
     except FileNotFoundError:
         return [streams[name] for name in sorted(streams)]
     except OSError as error:
@@ -110,7 +109,7 @@ def directory_status(
     return [streams[name] for name in sorted(streams)]
 
 
-def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str | None, str], StreamStatus], *,
+def _archive_status(archive: str, archive_fd: int, status_of: Callable[[LogFile, str], StreamStatus], *,
                     uploader: Uploader | None, problems: list[str] | None) -> None:
     ledger = Ledger(archive_fd)
     destination = Destination.of(uploader) if uploader is not None else None
@@ -128,7 +127,7 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[str, str
             continue
         codec = codec_for_filename(name)
         extension = logfile.extension[: -len(codec.extension)] if codec else logfile.extension
-        status = status_of(logfile.prefix, logfile.suffix, extension)
+        status = status_of(logfile, extension)
         entry = entries.get(name)
         if isinstance(entry, MarkerError):
             if problems is not None:
@@ -229,7 +228,7 @@ def format_table(log_dir: str, streams: list[StreamStatus], *, now: datetime.dat
     return "\n".join(lines)
 
 
-def to_json(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime) -> dict:
+def to_json(log_dir: str, streams: list[StreamStatus], *, now: datetime.datetime) -> dict[str, Any]:
     """The script view (--json)."""
     result = []
     for status in streams:
@@ -261,46 +260,80 @@ def build_parser() -> argparse.ArgumentParser:
                              "as for logjam-upload); exit status 1 if one is missing or unconfirmed")
     parser.add_argument("--endpoint-url", default=None, metavar="URL", help="an S3-compatible endpoint, with --check")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # What the shared runner (cli.main_runner) reads of the other commands'
+    # options: one pass, warnings only on stderr (the report is on stdout).
+    parser.set_defaults(once=True, interval=60.0, log_level="warning", log_format="plain", metrics_file=None,
+                        dry_run=False, splay=0.0, wait_lock=False, allow_insecure_dir=False)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *,
-         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)) -> int:
-    """Entry point of logjam-status. Returns the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    now = clock()
-    problems: list[str] = []
-    try:
-        uploader = None
-        if args.check is not None:
-            if not args.check.strip():
-                raise UsageError("--check: the destination URI is empty")
-            uploader = get_uploader(args.check, args)
-            KeyTemplate.parse(uploader.template)
-            uploader.check_uri()
-            uploader.connect()
-            uploader.check_destination()  # a mistyped bucket is a usage error, not N missing files
-        report = [(log_dir, directory_status(log_dir, now=now, uploader=uploader, problems=problems))
-                  for log_dir in args.directories]
-    except LogjamError as error:
-        print(f"logjam-status: error: {error}", file=sys.stderr)
-        return error.exit_status
-    for problem in problems:
-        print(f"logjam-status: {problem}", file=sys.stderr)
-    if args.json:
-        text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
-    else:
-        text = "\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report)
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:  # logjam-status | head
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    checked_bad = any(tally is not None and tally.files for _, streams in report for status in streams
-                      for tally in (status.missing, status.unconfirmed, status.elsewhere))
-    return ExitStatus.ERROR if checked_bad else ExitStatus.SUCCESS
+# logjam-status only reads and writes nothing: the check that keeps a root
+# pass from writing where another user can (safety) does not apply, and it
+# takes no lock, so it may run beside the passes it reports on.
+READ_ONLY = PassSettings(allow_insecure_dir=True, dry_run=True)
+
+
+@dataclass
+class StatusJob:
+    """The directories to report on (and the destination to check them at), as the runner calls it."""
+
+    directories: list[str]
+    uploader: Uploader | None
+    json: bool
+    clock: Callable[[], datetime.datetime]
+
+    @property
+    def one_shot(self) -> bool:
+        """A report is one pass."""
+        return True
+
+    def __call__(self, stop: Stop) -> PassStats:
+        now = self.clock()
+        problems: list[str] = []
+        report: list[tuple[str, list[StreamStatus]]] = []
+        for log_dir in self.directories:
+            def body(context: PassContext, log_dir: str = log_dir) -> None:
+                report.append((log_dir, directory_status(context, uploader=self.uploader, problems=problems)))
+
+            run_pass(log_dir, body, settings=READ_ONLY, command=None, stop=stop, now=now)
+        for problem in problems:
+            print(f"logjam-status: {problem}", file=sys.stderr)
+        if self.json:
+            text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
+        else:
+            text = "\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # logjam-status | head
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        checked_bad = any(tally is not None and tally.files for _, streams in report for status in streams
+                          for tally in (status.missing, status.unconfirmed, status.elsewhere))
+        return PassStats(errors=1 if checked_bad else 0)
+
+    def backlog(self) -> PassStats | None:
+        """A report leaves nothing waiting."""
+        return None
+
+
+def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] = _utc_now) -> StatusJob:
+    """Checks the destination given with --check (a mistyped bucket is a usage
+    error, not N missing files). Returns the report the runner runs once."""
+    uploader = None
+    if args.check is not None:
+        if not args.check.strip():
+            raise UsageError("--check: the destination URI is empty")
+        uploader = get_uploader(args.check, args)
+        KeyTemplate.parse(uploader.template)
+        uploader.check_uri()
+        uploader.connect()
+        uploader.check_destination()
+    return StatusJob(list(args.directories), uploader, args.json, clock)
+
+
+def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime.datetime] = _utc_now) -> int:
+    """Entry point of logjam-status. Returns the exit status: 0 all is well,
+    1 --check found a problem, 2 usage or configuration."""
+    return main_runner("logjam-status", build_parser(), lambda args: make_job(args, clock=clock), argv)
 
 
 if __name__ == "__main__":

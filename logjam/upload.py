@@ -26,20 +26,20 @@ from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, m
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, Skipped, UsageError
-from logjam.fsutil import directory_lock
 from logjam.integrity import file_fingerprint
 from logjam.ledger import LEDGER_DIRNAME, Ledger, Standing
 from logjam.logs import fields
 from logjam.markers import Confirmation, Destination
 from logjam.options import CANNED_ACLS, STORAGE_CLASSES, parse_bandwidth, parse_tag, parse_threshold
-from logjam.parse import LogFile, parse_filename
-from logjam.progress import Progress, progress
+from logjam.parse import LogFile
+from logjam.passes import PassContext, PassSettings, check_directory, run_pass
+from logjam.progress import progress
 from logjam.retention import expire, expired, parse_duration
 from logjam.runner import PassStats
-from logjam.safety import check_directory_security
+from logjam.selection import select_pending
 from logjam.signals import Stop
 from logjam.template import KeyTemplate, upload_duplicate_filename
-from logjam.verify import join_verify_value, verify_uploads
+from logjam.verify import VerifyJob, join_verify_value
 
 log = logging.getLogger("logjam.upload")
 
@@ -49,14 +49,6 @@ MAX_UPLOAD_DUPLICATES = 99
 
 
 # -- pure -------------------------------------------------------------------
-
-def select_pending(archive_names: Iterable[str], uploaded_names: Iterable[str]) -> list[LogFile]:
-    """Takes the archive's and the ledger's file names. Returns the archived
-    LogFiles not yet recorded as uploaded, in LogFile.sort_key order."""
-    done = set(uploaded_names)
-    pending = (parse_filename(name) for name in archive_names if name not in done)
-    return sorted((logfile for logfile in pending if logfile is not None), key=LogFile.sort_key)
-
 
 def candidate_keys(template: KeyTemplate, logfile: LogFile, *, hostname: str) -> list[str]:
     """Takes an archived LogFile. Returns its key, then its duplicate keys in order."""
@@ -80,10 +72,7 @@ class UploadJob:
     hostname: str
     jobs: int = 1
 
-    verify: str | None = None  # "head" or "full": check recorded uploads instead
-    wait_lock: bool = False
-    allow_insecure_dir: bool = False
-    dry_run: bool = False
+    settings: PassSettings = PassSettings()  # lock, directory check, dry run
     delete_after: datetime.timedelta | None = None  # retention of uploaded archive files
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
     # Logged after the run's first stored file (so a failing run's errors
@@ -96,9 +85,12 @@ class UploadJob:
         """Where this job's uploads count (scheme, endpoint, bucket or root)."""
         return Destination.of(self.uploader)
 
-    def __call__(self, stop: Stop) -> PassStats | bool:
-        if self.verify:
-            return verify_uploads(self, full=self.verify == "full", stop=stop)
+    @property
+    def one_shot(self) -> bool:
+        """A dry run reports one pass."""
+        return self.settings.dry_run
+
+    def __call__(self, stop: Stop) -> PassStats:
         return scan_and_upload(self, stop=stop)
 
     def backlog(self) -> PassStats:
@@ -107,42 +99,52 @@ class UploadJob:
 
 
 def scan_and_upload(job: UploadJob, *, stop: Stop | None = None) -> PassStats:
-    """Uploads every archived file not yet confirmed at this destination. Returns what it did and left."""
-    check_stop = stop.check if stop is not None else (lambda: None)
-    archive_fd = fsutil.open_given_dir(job.archive_dir)
-    try:
-        check_directory_security(job.archive_dir, archive_fd, allow_insecure=job.allow_insecure_dir)
-        if job.dry_run:
-            return _dry_run(job, archive_fd)
-        with directory_lock(archive_fd, LOCK_NAME, wait=job.wait_lock, check_stop=check_stop) as locked:
-            if not locked:
-                log.info("%s: another logjam-upload is working here; skipping", job.archive_dir)
-                return PassStats()
-            ledger = Ledger(archive_fd)
-            destination = job.destination
-            archive_names = os.listdir(archive_fd)
-            standing = Standing.of(ledger, destination)
-            if job.delete_after is not None:
-                for name in expired(standing.here, job.clock() - job.delete_after):
-                    check_stop()
-                    try:
-                        expire(job, archive_fd, ledger, name, standing.here[name])
-                    except (FileError, OSError) as error:
-                        # Could not confirm: keep the file; the pass goes on.
-                        log.warning("%s/%s: kept, could not confirm its upload: %s", job.archive_dir, name,
-                                    error.strerror if isinstance(error, OSError) and error.strerror else error)
-                archive_names = os.listdir(archive_fd)
-                standing = Standing.of(ledger, destination)
-            _report_ledger(job, standing, archive_names)
-            pending = select_pending(archive_names, standing.here)
-            if not pending:
-                log.debug("%s: nothing to upload", job.archive_dir)
-                return PassStats()
-            job.uploader.connect()
-            job.uploader.begin_pass(archive_fd)  # S3: cleanup of a killed pass; the conditional-write probe
-            return _upload_all(job, archive_fd, ledger, pending, check_stop)
-    finally:
-        os.close(archive_fd)
+    """Uploads every archived file not yet confirmed at this destination (a
+    dry run: says which it would, from local state only). Returns what it did and left."""
+    return run_pass(job.archive_dir, lambda context: _upload_pass(job, context), settings=job.settings,
+                    command="logjam-upload", stop=stop, now=job.clock())
+
+
+def _upload_pass(job: UploadJob, context: PassContext) -> None:
+    # A dry run reads only: it cleans no stale marker and sends no request.
+    ledger = Ledger(context.dir_fd)
+    archive_names = os.listdir(context.dir_fd)
+    standing = Standing.of(ledger, job.destination, clean=not context.dry_run)
+    if job.delete_after is not None:
+        _expire_uploaded(job, context, ledger, standing=standing, archive_names=archive_names)
+        if not context.dry_run:
+            archive_names = os.listdir(context.dir_fd)
+            standing = Standing.of(ledger, job.destination)
+    if not context.dry_run:
+        _report_ledger(job, standing, archive_names)
+    pending = select_pending(archive_names, uploaded=standing.here)
+    if not pending:
+        log.debug("%s: nothing to upload", job.archive_dir)
+        return
+    if not context.dry_run:
+        job.uploader.connect()
+        job.uploader.begin_pass(context.dir_fd)  # S3: cleanup of a killed pass; the conditional-write probe
+    _upload_all(job, context, ledger, pending)
+
+
+def _expire_uploaded(
+    job: UploadJob, context: PassContext, ledger: Ledger, *, standing: Standing, archive_names: list[str]
+) -> None:
+    assert job.delete_after is not None
+    for name in expired(standing.here, context.now - job.delete_after):
+        context.stop.check()
+        if context.dry_run:
+            if name in archive_names:
+                print(f"would delete {job.archive_dir}/{name} (uploaded to "
+                      f"{standing.here[name].location}; confirmed by HEAD first)", flush=True)
+            continue
+        try:
+            expire(context, job.uploader, ledger, name=name, confirmation=standing.here[name],
+                   delete_after=job.delete_after)
+        except (FileError, OSError) as error:
+            # Could not confirm: keep the file; the pass goes on.
+            log.warning("%s/%s: kept, could not confirm its upload: %s", job.archive_dir, name,
+                        error.strerror if isinstance(error, OSError) and error.strerror else error)
 
 
 def _report_ledger(job: UploadJob, standing: Standing, archive_names: Iterable[str]) -> None:
@@ -168,46 +170,25 @@ def _same_file(dir_fd: int, name: str, opened: os.stat_result) -> bool:
     return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _dry_run(job: UploadJob, archive_fd: int) -> PassStats:
-    # What a pass would do, from local state only: no lock, no request, no write.
-    stats = PassStats()
-    archive_names = os.listdir(archive_fd)
-    standing = Standing.of(Ledger(archive_fd), job.destination, clean=False)
-    if job.delete_after is not None:
-        for name in expired(standing.here, job.clock() - job.delete_after):
-            if name in archive_names:
-                print(f"would delete {job.archive_dir}/{name} (uploaded to "
-                      f"{standing.here[name].location}; confirmed by HEAD first)", flush=True)
-    for logfile in select_pending(archive_names, standing.here):
-        key = job.template.format(logfile, hostname=job.hostname)
-        try:
-            size = os.stat(logfile.filename, dir_fd=archive_fd, follow_symlinks=False).st_size
-        except OSError:
-            continue
-        print(f"would upload {job.archive_dir}/{logfile.filename} -> {job.uploader.describe(key)} ({size} bytes)",
-              flush=True)
-        stats.done(size)
-    return stats
+def _upload_all(job: UploadJob, context: PassContext, ledger: Ledger, pending: list[LogFile]) -> None:
+    # A dry run prints its lines instead of a bar, one file at a time (in name order).
+    files, total = (0, 0) if context.dry_run else (
+        len(pending), sum(fsutil.size_or_zero(context.dir_fd, logfile.filename) for logfile in pending))
+    with progress("uploading", files=files, size=total) as bar:
+        context.progress = bar
+        _upload_each(job, context, ledger, pending)
 
 
-def _upload_all(
-    job: UploadJob, archive_fd: int, ledger: Ledger, pending: list[LogFile], check_stop: Callable[[], None]
-) -> PassStats:
-    total = sum(fsutil.size_or_zero(archive_fd, logfile.filename) for logfile in pending)
-    with progress("uploading", files=len(pending), size=total) as bar:
-        return _upload_each(job, archive_fd, ledger, pending, check_stop, bar)
-
-
-def _upload_each(
-    job: UploadJob, archive_fd: int, ledger: Ledger, pending: list[LogFile],
-    check_stop: Callable[[], None], bar: Progress,
-) -> PassStats:
-    stats = PassStats()
+def _upload_each(job: UploadJob, context: PassContext, ledger: Ledger, pending: list[LogFile]) -> None:
+    stats = context.stats
 
     def one(logfile: LogFile) -> None:
-        check_stop()
+        context.stop.check()
+        if context.dry_run:
+            _would_upload(job, context, logfile)
+            return
         try:
-            uploaded = upload_logfile(job, archive_fd, ledger, logfile, check_stop=check_stop)
+            uploaded = upload_logfile(job, context, ledger, logfile)
         except (FileError, OSError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             log.error("%s/%s: %s", job.archive_dir, logfile.filename, reason,
@@ -217,10 +198,21 @@ def _upload_each(
         if uploaded is not None:
             _warn_shared_keys_once(job)
             stats.done(uploaded)
-            bar.advance(fsutil.size_or_zero(archive_fd, logfile.filename))
+            context.progress.advance(fsutil.size_or_zero(context.dir_fd, logfile.filename))
 
-    map_concurrently(one, pending, workers=job.jobs)
-    return stats
+    map_concurrently(one, pending, workers=1 if context.dry_run else job.jobs)
+
+
+def _would_upload(job: UploadJob, context: PassContext, logfile: LogFile) -> None:
+    # Where a real pass would upload: say so, from local state only (no request).
+    key = job.template.format(logfile, hostname=job.hostname)
+    try:
+        size = os.stat(logfile.filename, dir_fd=context.dir_fd, follow_symlinks=False).st_size
+    except OSError:
+        return
+    print(f"would upload {job.archive_dir}/{logfile.filename} -> {job.uploader.describe(key)} ({size} bytes)",
+          flush=True)
+    context.stats.done(size)
 
 
 def _warn_shared_keys_once(job: UploadJob) -> None:
@@ -230,12 +222,10 @@ def _warn_shared_keys_once(job: UploadJob) -> None:
         log.warning("%s", message)
 
 
-def upload_logfile(
-    job: UploadJob, archive_fd: int, ledger: Ledger, logfile: LogFile, *, check_stop: Callable[[], None]
-) -> int | None:
+def upload_logfile(job: UploadJob, context: PassContext, ledger: Ledger, logfile: LogFile) -> int | None:
     """Uploads one archived file to its key (or the first free duplicate key),
     then records it. Returns the bytes sent, or None if skipped."""
-    name = logfile.filename
+    name, archive_fd, check_stop = logfile.filename, context.dir_fd, context.stop.check
     started = time.monotonic()
     try:
         fd, source = fsutil.open_regular(archive_fd, name)
@@ -283,17 +273,13 @@ def upload_logfile(
         os.close(fd)
 
 
-def check_archive_dir(archive_dir: str, *, allow_insecure: bool = False) -> None:
+def check_archive_dir(archive_dir: str, settings: PassSettings) -> None:
     """Guards against pointing logjam-upload at live logs (upstream's rule)
     and, as root, at a directory a non-root user can write."""
     if os.path.basename(os.path.normpath(archive_dir)) != "archive":
         raise UsageError(f"{archive_dir}: the archive directory's last component must be 'archive' "
                          "(the one logjam-compress fills)")
-    archive_fd = fsutil.open_given_dir(archive_dir)
-    try:
-        check_directory_security(archive_dir, archive_fd, allow_insecure=allow_insecure)
-    finally:
-        os.close(archive_fd)
+    check_directory(archive_dir, settings)
 
 
 # -- command line -----------------------------------------------------------
@@ -361,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_job(args: argparse.Namespace) -> UploadJob:
+def make_job(args: argparse.Namespace) -> UploadJob | VerifyJob:
     """Checks the template, URI and directory before anything else happens."""
     if not args.uri.strip():
         raise UsageError("the destination URI is empty: give it as the second argument "
@@ -369,7 +355,8 @@ def make_job(args: argparse.Namespace) -> UploadJob:
     uploader = get_uploader(args.uri, args)
     template = KeyTemplate.parse(uploader.template)
     uploader.check_uri()
-    check_archive_dir(args.archive_dir, allow_insecure=args.allow_insecure_dir)
+    settings = PassSettings.from_args(args)
+    check_archive_dir(args.archive_dir, settings)
     if args.retries < 1:
         raise UsageError(f"--retries {args.retries}: must be at least 1 (one attempt, no retry)")
     if args.sse_kms_key_id and args.sse not in ("aws:kms", "aws:kms:dsse"):
@@ -380,16 +367,15 @@ def make_job(args: argparse.Namespace) -> UploadJob:
         raise UsageError(f"{', '.join(s3_only)}: for s3:// destinations only")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
-    if args.verify:
-        if args.dry_run:
-            raise UsageError("--verify and --dry-run do not go together (--verify only reads, but it asks the destination)")
-        args.once = True
+    if args.verify and args.dry_run:
+        raise UsageError("--verify and --dry-run do not go together (--verify only reads, but it asks the destination)")
     shared = fleet.shares_keys_across_hosts(template.text) and not args.verify and not args.dry_run
     hostname = args.hostname or socket.gethostname()
     template.check_hostname(hostname)  # one line now, not every file failing every pass
+    if args.verify:  # its own job on the same runner: one pass that checks instead of uploading
+        return VerifyJob(args.archive_dir, uploader, full=args.verify == "full", settings=settings)
     return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs,
-                     verify=args.verify, wait_lock=args.wait_lock, allow_insecure_dir=args.allow_insecure_dir,
-                     dry_run=args.dry_run, delete_after=args.delete_uploaded_after,
+                     settings=settings, delete_after=args.delete_uploaded_after,
                      shared_keys_warning=fleet.SHARED_KEYS_WARNING.format(template=template.text) if shared else None)
 
 
@@ -397,12 +383,10 @@ def upload_backlog(job: UploadJob) -> PassStats:
     """Takes an upload job. Returns the archived files not yet confirmed at
     its destination, as waiting, from local state only (no lock, no request)."""
     stats = PassStats()
-    if job.verify:
-        return stats
     archive_fd = fsutil.open_given_dir(job.archive_dir)
     try:
         confirmed = Standing.of(Ledger(archive_fd), job.destination, clean=False).here
-        for logfile in select_pending(os.listdir(archive_fd), confirmed):
+        for logfile in select_pending(os.listdir(archive_fd), uploaded=confirmed):
             stats.waiting(logfile.timestamp)
     finally:
         os.close(archive_fd)

@@ -1,4 +1,5 @@
-"""--verify: check that every recorded upload is still at its destination."""
+"""logjam-upload --verify: check that every recorded upload is still at its
+destination (a job of its own on the shared runner)."""
 
 from __future__ import annotations
 
@@ -6,72 +7,92 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from logjam import fsutil
 from logjam.backends.base import Uploader
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.integrity import fingerprint
 from logjam.ledger import Ledger
-from logjam.markers import Confirmation, MarkerError, only_elsewhere
+from logjam.markers import Confirmation, Destination, MarkerError, only_elsewhere
+from logjam.passes import PassContext, PassSettings, run_pass
 from logjam.proof import prove
+from logjam.runner import PassStats
 from logjam.signals import Stop
-
-if TYPE_CHECKING:
-    from logjam.upload import UploadJob
 
 log = logging.getLogger("logjam.upload")
 
 
-def verify_uploads(job: UploadJob, *, full: bool, stop: Stop | None = None) -> bool:
-    """Checks every upload recorded for this destination: that the object
-    proves it holds the file (HEAD: a checksum, see proof.prove), or every
-    byte and the log inside (full). Returns True if all are confirmed."""
-    check_stop = stop.check if stop is not None else (lambda: None)
-    archive_fd = fsutil.open_given_dir(job.archive_dir)
-    try:
-        ledger = Ledger(archive_fd)
-        destination = job.destination
-        names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
-        job.uploader.connect()
-        job.uploader.check_destination()
-        archived = set(os.listdir(archive_fd))
-        problems = skipped = 0
-        elsewhere = []
-        for name in names:
-            check_stop()
-            try:
-                entry = ledger.read(name)
-            except MarkerError as error:
-                problems += 1
-                log.error("%s: %s", name, error)
-                continue
-            if entry is None:
-                skipped += 1  # removed since the listing
-                continue
-            confirmation = entry.at(destination)
-            if confirmation is None:
-                skipped += 1
-                if name in archived:  # kept, yet not uploaded here: missing at this destination
-                    elsewhere.append(entry)
-                log.debug("%s: recorded for another destination (%s); not checked",
-                          name, ", ".join(str(c.destination) for c in entry.confirmations))
-                continue
-            problem = _verify_one(job.uploader, confirmation, archive_fd, name, full=full, check_stop=check_stop)
-            if problem:
-                problems += 1
-                log.error("%s: %s: %s", name, confirmation.location, problem)
-            else:
-                log.debug("%s: %s: ok", name, confirmation.location)
-        checked = len(names) - skipped
-        if elsewhere:
-            problems += len(elsewhere)
-            log.error("%s: %s", job.archive_dir, only_elsewhere(elsewhere, destination, any_here=checked > 0))
-        log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
-                 checked, len(names), "full" if full else "head", problems, skipped)
-        return problems == 0
-    finally:
-        os.close(archive_fd)
+@dataclass
+class VerifyJob:
+    """logjam-upload --verify: one pass that checks the recorded uploads of one
+    archive directory at one destination, on the shared runner."""
+
+    archive_dir: str
+    uploader: Uploader
+    full: bool = False  # download every byte, not only HEAD
+    settings: PassSettings = PassSettings()
+
+    @property
+    def one_shot(self) -> bool:
+        """A check runs once, whatever --once says."""
+        return True
+
+    def __call__(self, stop: Stop) -> PassStats:
+        # No lock: verify only reads, so it may run beside an upload pass.
+        return run_pass(self.archive_dir, lambda context: verify_uploads(context, self.uploader, full=self.full),
+                        settings=self.settings, command=None, stop=stop)
+
+    def backlog(self) -> PassStats | None:
+        """Nothing waits on a check."""
+        return None
+
+
+def verify_uploads(context: PassContext, uploader: Uploader, *, full: bool) -> None:
+    """Checks every upload recorded for this destination in context's archive
+    directory: that the object proves it holds the file (HEAD: a checksum, see
+    proof.prove), or every byte and the log inside (full). Counts each problem
+    as an error in context.stats."""
+    archive_fd = context.dir_fd
+    ledger = Ledger(archive_fd)
+    destination = Destination.of(uploader)
+    names = sorted(ledger.names(clean=False))  # no lock held: touch nothing
+    uploader.connect()
+    uploader.check_destination()
+    archived = set(os.listdir(archive_fd))
+    problems = skipped = 0
+    elsewhere = []
+    for name in names:
+        context.stop.check()
+        try:
+            entry = ledger.read(name)
+        except MarkerError as error:
+            problems += 1
+            log.error("%s: %s", name, error)
+            continue
+        if entry is None:
+            skipped += 1  # removed since the listing
+            continue
+        confirmation = entry.at(destination)
+        if confirmation is None:
+            skipped += 1
+            if name in archived:  # kept, yet not uploaded here: missing at this destination
+                elsewhere.append(entry)
+            log.debug("%s: recorded for another destination (%s); not checked",
+                      name, ", ".join(str(c.destination) for c in entry.confirmations))
+            continue
+        problem = _verify_one(uploader, confirmation, archive_fd, name, full=full, check_stop=context.stop.check)
+        if problem:
+            problems += 1
+            log.error("%s: %s: %s", name, confirmation.location, problem)
+        else:
+            log.debug("%s: %s: ok", name, confirmation.location)
+    checked = len(names) - skipped
+    if elsewhere:
+        problems += len(elsewhere)
+        log.error("%s: %s", context.path, only_elsewhere(elsewhere, destination, any_here=checked > 0))
+    log.info("verified %d of %d recorded uploads (%s): %d problem(s), %d not checked",
+             checked, len(names), "full" if full else "head", problems, skipped)
+    context.stats.errors += problems
 
 
 def _verify_one(uploader: Uploader, confirmation: Confirmation, archive_fd: int, name: str, *, full: bool,

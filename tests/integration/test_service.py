@@ -11,6 +11,7 @@ import pytest
 
 from logjam import __version__
 from logjam.errors import ExitStatus
+from logjam.runner import PassStats
 from logjam.runner import run as run_service
 from logjam.signals import Stop
 from tests.conftest import clean_env, script, wait_for
@@ -135,7 +136,7 @@ def test_loop_sleeps_at_least_one_second_between_passes():
         starts.append(time.monotonic())
         if len(starts) == 3:
             stop.request(signal.SIGTERM)
-        return True
+        return PassStats()
 
     assert run_service(job, once=False, interval=0.01, stop=stop) == ExitStatus.SUCCESS
     assert len(starts) == 3
@@ -151,15 +152,16 @@ def test_loop_interval_is_timed_from_the_start_of_each_pass():
         time.sleep(0.6)  # the pass itself takes time: the work, not synchronisation
         if len(starts) == 2:
             stop.request(signal.SIGTERM)
-        return True
+        return PassStats()
 
     run_service(job, once=False, interval=1.5, stop=stop)
     assert 1.45 <= starts[1] - starts[0] < 2.0
 
 
 def test_once_failure_is_exit_1_and_success_exit_0():
-    assert run_service(lambda stop: False, once=True, interval=60, stop=Stop()) == ExitStatus.ERROR
-    assert run_service(lambda stop: True, once=True, interval=60, stop=Stop()) == ExitStatus.SUCCESS
+    # Every job reports PassStats (one result type): its errors decide the exit status.
+    assert run_service(lambda stop: PassStats(errors=1), once=True, interval=60, stop=Stop()) == ExitStatus.ERROR
+    assert run_service(lambda stop: PassStats(), once=True, interval=60, stop=Stop()) == ExitStatus.SUCCESS
 
 
 def test_stop_within_5_seconds_even_while_s3_does_not_answer(tmp_path):

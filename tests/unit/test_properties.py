@@ -11,8 +11,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from logjam.backends.s3_multipart import MAX_PARTS, PART_SIZE, part_size_for
-from logjam.compress import ONE_HOUR_PLUS, yield_old_logfiles
 from logjam.parse import LogFile, group_filenames, parse_filename, unparse_filename
+from logjam.selection import ONE_HOUR_PLUS, yield_old_logfiles
 from logjam.template import FIELDS, KeyTemplate, upload_duplicate_filename
 
 UTC = datetime.timezone.utc

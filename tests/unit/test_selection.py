@@ -8,14 +8,14 @@ import datetime
 import pytest
 
 from logjam.archive import duplicate_timestamp_names
-from logjam.compress import (
+from logjam.parse import LogFile, parse_filename
+from logjam.selection import (
     ONE_HOUR_PLUS,
+    select_pending,
     select_superseded_by_new_file,
     select_superseded_by_timestamp,
     yield_old_logfiles,
 )
-from logjam.parse import LogFile, parse_filename
-from logjam.upload import select_pending
 
 UTC = datetime.timezone.utc
 SUFFIX = "us-west-2-i-ae23fega"
@@ -303,7 +303,7 @@ def test_duplicate_timestamp_names_of_a_name_that_is_no_log_file_are_none():
     assert list(duplicate_timestamp_names("notes.txt")) == []
 
 
-# -- select_pending (logjam.upload) ------------------------------------------------
+# -- select_pending (logjam.selection) ---------------------------------------------
 
 @pytest.mark.parametrize(
     ("archive", "uploaded", "expected"),
@@ -329,12 +329,12 @@ def test_duplicate_timestamp_names_of_a_name_that_is_no_log_file_are_none():
     ],
 )
 def test_select_pending(archive, uploaded, expected):
-    pending = select_pending(archive, uploaded)
+    pending = select_pending(archive, uploaded=uploaded)
     assert [logfile.filename for logfile in pending] == expected
     assert pending == sorted(pending, key=LogFile.sort_key)
 
 
 def test_select_pending_accepts_iterators():
     pending = select_pending(iter(["db-20130727T1200Z.log.gz", "db-20130727T1300Z.log.gz"]),
-                             iter(["db-20130727T1300Z.log.gz"]))
+                             uploaded=iter(["db-20130727T1300Z.log.gz"]))
     assert [logfile.filename for logfile in pending] == ["db-20130727T1200Z.log.gz"]
