@@ -239,7 +239,7 @@ def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
             yield item, outcome(item)
         return
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
-    window: collections.deque = collections.deque()
+    window: collections.deque[tuple[T, concurrent.futures.Future[R | LogjamError]]] = collections.deque()
     rest = iter(items)
     try:
         for item in itertools.islice(rest, jobs):
@@ -255,8 +255,8 @@ def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
         pool.shutdown(wait=True, cancel_futures=True)
         for _item, future in window:  # ready but never consumed: close their spools
             if not future.cancelled() and future.exception() is None:
-                with contextlib.suppress(Exception):
-                    future.result().close()
+                with contextlib.suppress(Exception):  # a bool (restore's) has no close
+                    getattr(future.result(), "close")()
 
 
 def emit(source: BinaryIO, codec: Codec | None, out: BinaryIO, where: str) -> None:
@@ -383,7 +383,7 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
         failed = 0
         if out_fd is not None:
             restored = 0
-            work: Callable = lambda archived: restore(archive, archived, out_fd, stop)  # noqa: E731
+            work: Callable[[ArchivedKey], bool | BinaryIO] = lambda archived: restore(archive, archived, out_fd, stop)  # noqa: E731
         else:
             work = lambda archived: spool(archive, archived, stop)  # noqa: E731
         results = in_order(work, wanted, jobs=args.jobs, stop=stop)
@@ -392,8 +392,8 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
                 if isinstance(result, LogjamError):
                     failed += 1
                     print(f"{PROG}: error: {printable(str(result))}", file=sys.stderr, flush=True)
-                elif out_fd is not None:
-                    restored += bool(result)
+                elif isinstance(result, bool):  # restore's
+                    restored += result
                 else:
                     with result:
                         try:

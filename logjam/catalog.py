@@ -54,7 +54,7 @@ class ArchivedKey:
     def hour(self) -> datetime.datetime:
         return self.logfile.timestamp
 
-    def order(self) -> tuple:
+    def order(self) -> tuple[datetime.datetime, str, bool, str, str, str, int, str]:
         """Hour, prefix, suffix (none first), name, host; a duplicate right
         after the file it duplicates."""
         suffix = self.logfile.suffix
@@ -291,7 +291,7 @@ def _expand(parts: list[tuple[str, str | None]], head: str, known: dict[str, str
         yield from _expand(rest, common, known, discover)
 
 
-def _next_segment(rest: list[tuple[str, str | None]], known: dict[str, str]) -> tuple[re.Pattern, str] | None:
+def _next_segment(rest: list[tuple[str, str | None]], known: dict[str, str]) -> tuple[re.Pattern[str], str] | None:
     """The first path segment of rest: the pattern any value of it has, and
     its value here; None if it is not known or not followed by a "/"."""
     segment: list[tuple[str, str | None]] = []

@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from logjam import fsutil, removal
 from logjam.archive import MAX_DUPLICATES, duplicate_timestamp_names
@@ -17,6 +18,9 @@ from logjam.codecs import CORRUPT_STREAM_ERRORS, GZIP, Codec, crc32
 from logjam.concurrency import block_stop_signals
 from logjam.errors import FileError, NotReady, Skipped
 from logjam.parse import LogFile
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 log = logging.getLogger("logjam.compress")
 
@@ -130,7 +134,7 @@ class _Written(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         count = os.write(self.fd, data)
         with self.changed:
             self.size += count
@@ -159,7 +163,7 @@ class _Follower(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         written = self.written
         with written.changed:
             while self.position >= written.size and not written.finished and not written.abandoned:

@@ -334,12 +334,12 @@ def _renameat2_noreplace(dir_fd: int, source: str, target: str) -> int:
     return ctypes.get_errno()
 
 
-def _renameat2(*args) -> int:
+def _renameat2(*args: int | bytes) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if not hasattr(libc, "renameat2"):
         ctypes.set_errno(errno.ENOSYS)
         return -1
-    return libc.renameat2(*args)
+    return int(libc.renameat2(*args))
 
 
 @contextlib.contextmanager

@@ -11,10 +11,13 @@ import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from logjam import fsutil
 from logjam.codecs import Codec
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 METADATA_SHA256 = "logjam-sha256"  # of the object's bytes
 METADATA_LOG_SHA256 = "logjam-log-sha256"  # of the uncompressed log
@@ -49,12 +52,13 @@ class _HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         self.check_stop()
-        data = self.raw.read(len(buffer))
-        if not data:
-            return 0
-        buffer[: len(data)] = data
+        with memoryview(buffer) as view:
+            data = self.raw.read(len(view))
+            if not data:
+                return 0
+            view[: len(data)] = data
         self.digest.update(data)
         self.size += len(data)
         return len(data)

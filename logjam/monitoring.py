@@ -10,12 +10,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from logjam import __version__
 from logjam.errors import UsageError
 
 if TYPE_CHECKING:
+    from sentry_sdk.types import Event
+
     from logjam.runner import PassStats
 
 log = logging.getLogger("logjam")
@@ -48,14 +50,14 @@ def configure_sentry() -> None:
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
-def _scrub_credentials(event: dict, hint: dict) -> dict:
+def _scrub_credentials(event: Event, hint: dict[str, Any]) -> Event:
     secrets = [os.environ[name] for name in CREDENTIAL_VARIABLES if len(os.environ.get(name, "")) >= 8]
     if not secrets:
         return event
     text = json.dumps(event)
     for secret in secrets:
         text = text.replace(json.dumps(secret)[1:-1], "[removed]")
-    return json.loads(text)
+    return cast("Event", json.loads(text))
 
 
 def capture_message(message: str) -> None:
