@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 METADATA_SHA256 = "logjam-sha256"  # of the object's bytes
 METADATA_LOG_SHA256 = "logjam-log-sha256"  # of the uncompressed log
 METADATA_LOG_LENGTH = "logjam-log-length"
+# What each metadata field is called in a message.
+METADATA_LABELS = {METADATA_SHA256: "sha256", METADATA_LOG_SHA256: "log sha256", METADATA_LOG_LENGTH: "log length"}
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,24 @@ class Fingerprint:
     log_sha256: str | None = None
 
     def metadata(self) -> dict[str, str]:
-        """The object metadata that carries this fingerprint."""
+        """The object metadata that carries this fingerprint (the one place
+        its fields become metadata), a field not known left out."""
         meta = {METADATA_SHA256: self.sha256}
         if self.log_sha256 is not None:
             meta[METADATA_LOG_SHA256] = self.log_sha256
-            meta[METADATA_LOG_LENGTH] = str(self.log_length)
+            if self.log_length is not None:
+                meta[METADATA_LOG_LENGTH] = str(self.log_length)
         return meta
+
+    def mismatch(self, recorded: Fingerprint) -> str | None:
+        """Takes the fingerprint a file was recorded with. Returns the first
+        field in which this one differs ("log_length is 7, recorded 6"), or
+        None if it agrees with every field recorded."""
+        for attr in ("size", "sha256", "log_sha256", "log_length"):
+            value, expected = getattr(self, attr), getattr(recorded, attr)
+            if expected is not None and value != expected:
+                return f"{attr} is {value}, recorded {expected}"
+        return None
 
 
 class _HashingReader(io.RawIOBase):

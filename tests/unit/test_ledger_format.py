@@ -154,6 +154,35 @@ def test_contradicting_evidence_wins(remote, thorough, proof, md5_read):
     assert (verdict.proof, bool(reads)) == (proof, md5_read), verdict.detail
 
 
+@pytest.mark.parametrize("metadata, detail", [
+    ({"logjam-sha256": SHA, "logjam-log-sha256": "cd" * 32}, f"log sha256 metadata is {'cd' * 32}, recorded {'ab' * 32}"),
+    ({"logjam-sha256": SHA, "logjam-log-length": "6"}, "log length metadata is 6, recorded 5"),
+    ({"logjam-sha256": SHA, **PRINT.metadata()}, "sha256 metadata matches"),
+])
+def test_metadata_is_compared_as_the_writer_stores_it(metadata, detail):
+    # The names and the values come from Fingerprint.metadata, what an upload stores.
+    assert judge(RemoteObject(PRINT.size, metadata), PRINT).detail == detail
+
+
+def test_metadata_leaves_out_what_is_not_known():
+    assert Fingerprint(1, SHA).metadata() == {"logjam-sha256": SHA}
+    assert Fingerprint(1, SHA, None, "ab" * 32).metadata() == {"logjam-sha256": SHA, "logjam-log-sha256": "ab" * 32}
+    assert PRINT.metadata() == {"logjam-sha256": SHA, "logjam-log-sha256": "ab" * 32, "logjam-log-length": "5"}
+
+
+@pytest.mark.parametrize("found, detail", [
+    (PRINT, None),
+    (Fingerprint(PRINT.size, PRINT.sha256), f"log_sha256 is None, recorded {'ab' * 32}"),  # does not decompress
+    (Fingerprint(PRINT.size + 1, PRINT.sha256, 5, "ab" * 32), f"size is {PRINT.size + 1}, recorded {PRINT.size}"),
+    (Fingerprint(PRINT.size, "00" * 32, 5, "ab" * 32), f"sha256 is {'00' * 32}, recorded {SHA}"),
+    (Fingerprint(PRINT.size, SHA, 6, "ab" * 32), "log_length is 6, recorded 5"),
+])
+def test_a_fingerprint_read_back_against_the_recorded_one(found, detail):
+    assert found.mismatch(PRINT) == detail
+    # A fingerprint recorded without the log's (a file that did not decompress): only size and sha256 count.
+    assert found.mismatch(Fingerprint(PRINT.size, PRINT.sha256)) == (None if detail is None or "log" in detail else detail)
+
+
 # -- the idle pass's shortcut agrees with a full parse (review item 6) ------------
 
 def _marker(*confirmations: Confirmation) -> bytes:
