@@ -117,7 +117,7 @@ def receive(download: Download, fd: int, stop: threading.Event, where: str) -> t
     return sha256.hexdigest(), md5.hexdigest() if md5 else None
 
 
-def verify(download: Download, sha256: str, md5: str | None, fd: int, codec: Codec | None, where: str) -> str:
+def verify(download: Download, fd: int, codec: Codec | None, *, sha256: str, md5: str | None, where: str) -> str:
     """Checks what arrived in fd against the best fingerprint there is.
     Returns what it was checked against; raises FileError if it does not match.
 
@@ -161,7 +161,7 @@ def spool(archive: Archive, archived: ArchivedKey, stop: threading.Event) -> Bin
     temp = tempfile.TemporaryFile()  # noqa: SIM115 (handed to the caller)
     try:
         sha256, md5 = receive(download, temp.fileno(), stop, where)
-        verify(download, sha256, md5, temp.fileno(), codec_for_filename(archived.name), where)
+        verify(download, temp.fileno(), codec_for_filename(archived.name), sha256=sha256, md5=md5, where=where)
         temp.seek(0)
         return temp
     except BaseException:
@@ -191,7 +191,7 @@ def restore(archive: Archive, archived: ArchivedKey, out_fd: int, stop: threadin
             return False
         with fsutil.temp_file(dir_fd, name) as (temp_fd, temp):
             sha256, md5 = receive(download, temp_fd, stop, where)
-            verify(download, sha256, md5, temp_fd, codec_for_filename(name), where)
+            verify(download, temp_fd, codec_for_filename(name), sha256=sha256, md5=md5, where=where)
             if existing is not None:
                 os.unlink(temp, dir_fd=dir_fd)
                 if existing == sha256:
@@ -259,7 +259,7 @@ def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
                     getattr(future.result(), "close")()
 
 
-def emit(source: BinaryIO, codec: Codec | None, out: BinaryIO, where: str) -> None:
+def emit(source: BinaryIO, codec: Codec | None, *, out: BinaryIO, where: str) -> None:
     """Writes a verified file to out, decompressed, with a newline added if
     it does not end with one (its last line is not glued to the next
     file's first). Raises FileError if it does not decompress; out's errors
@@ -397,7 +397,7 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
                 else:
                     with result:
                         try:
-                            emit(result, codec_for_filename(archived.name), out, archive.describe(archived.key))
+                            emit(result, codec_for_filename(archived.name), out=out, where=archive.describe(archived.key))
                         except FileError as error:
                             failed += 1
                             print(f"{PROG}: error: {printable(str(error))}", file=sys.stderr, flush=True)

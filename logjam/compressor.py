@@ -37,9 +37,9 @@ class Compressed:
 
 def compress_logfile(
     dir_fd: int,
-    archive_fd: int,
     logfile: LogFile,
     *,
+    archive_fd: int,
     codec: Codec = GZIP,
     level: int | None = None,
     threads: int = 1,
@@ -67,11 +67,12 @@ def compress_logfile(
             written = _Written(temp_fd)
             check = _ReadBack(written, codec)  # reads the file back while it is written
             try:
-                length, checksum = _write_compressed(source_fd, written, codec, level, threads, check_stop)
+                length, checksum = _write_compressed(source_fd, written, codec, level=level, threads=threads,
+                                                     check_stop=check_stop)
                 written.finish()
                 fsutil.copy_metadata(source, temp_fd)  # writing moved the mtime
                 os.fsync(temp_fd)
-                _verify(check, temp_fd, length, checksum, name)
+                _verify(check, temp_fd, length=length, checksum=checksum, name=name)
             finally:
                 check.abandon()
             after = os.fstat(source_fd)
@@ -224,7 +225,7 @@ class _ReadBack:
 
 
 def _write_compressed(
-    source_fd: int, written: _Written, codec: Codec, level: int | None, threads: int,
+    source_fd: int, written: _Written, codec: Codec, *, level: int | None, threads: int,
     check_stop: Callable[[], None],
 ) -> tuple[int, int]:
     length = checksum = 0
@@ -241,7 +242,7 @@ def _write_compressed(
     return length, checksum
 
 
-def _verify(check: _ReadBack, temp_fd: int, length: int, checksum: int, name: str) -> None:
+def _verify(check: _ReadBack, temp_fd: int, *, length: int, checksum: int, name: str) -> None:
     # Called after the fsync: the bytes checked are the file's bytes (read
     # with pread from the same file, through the page cache the fsync
     # wrote out), all of them and nothing more.

@@ -175,10 +175,10 @@ class LedgerEntry:
         except ValueError as error:
             raise MarkerError(f"unreadable marker: {error}") from None
         location = fields.get("destination", "")
-        return cls(name, (Confirmation(_old_destination(location, key), key, print_, location),))
+        return cls(name, (Confirmation(_old_destination(location, key=key), key, print_, location),))
 
 
-def _old_destination(location: str, key: str) -> Destination:
+def _old_destination(location: str, *, key: str) -> Destination:
     # The old format recorded the full location ("s3://BUCKET/KEY",
     # "file:///ROOT/KEY"): the bucket or root is what precedes the key.
     scheme, sep, rest = location.partition("://")

@@ -93,7 +93,7 @@ def check_metrics_path(path: str) -> None:
         raise UsageError(f"--metrics-file {path}: cannot write to {directory}")
 
 
-def read_kept_metrics(path: str, command: str) -> dict[str, float]:
+def read_kept_metrics(path: str, *, command: str) -> dict[str, float]:
     """Takes a metrics file and a command label. Returns the KEPT_ACROSS_RUNS
     values it holds for that command ({} when there is no readable file)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -118,7 +118,7 @@ def read_kept_metrics(path: str, command: str) -> dict[str, float]:
     return values
 
 
-def metrics_writer(prog: str, path: str, *, clock: Callable[[], float] = time.time) -> Callable[[PassStats, float], None]:
+def metrics_writer(prog: str, *, path: str, clock: Callable[[], float] = time.time) -> Callable[[PassStats, float], None]:
     """Returns an after_pass hook that keeps counters across passes and writes
     them atomically (a temporary file renamed over path) after each pass.
 
@@ -146,7 +146,7 @@ def metrics_writer(prog: str, path: str, *, clock: Callable[[], float] = time.ti
     duration = Gauge("logjam_pass_duration_seconds", "How long the last pass took", ["command"], registry=registry)
     for metric in (files, size, errors):
         metric.labels(**labels)  # present (at 0) from the first write
-    kept = read_kept_metrics(path, command)
+    kept = read_kept_metrics(path, command=command)
     success.labels(**labels).set(kept.get("logjam_last_success_timestamp_seconds", 0))
     failure.labels(**labels).set(kept.get("logjam_last_failure_timestamp_seconds", 0))
     failing.labels(**labels).set(kept.get("logjam_consecutive_failed_passes", 0))
