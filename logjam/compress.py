@@ -257,7 +257,7 @@ def _compress_each(
             raise LeftAlone(problem)
         _warn_if_skewed(dir_fd, log_dir, logfile.filename)
         return compress_logfile(
-            dir_fd, archive_fd, logfile, codec=options.codec, level=options.level,
+            dir_fd, logfile, archive_fd=archive_fd, codec=options.codec, level=options.level,
             threads=file_threads, check_stop=check_stop, not_ready=not_ready,
         )
 
