@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from logjam import fsutil
@@ -30,8 +30,9 @@ METADATA_LABELS = {METADATA_SHA256: "sha256", METADATA_LOG_SHA256: "log sha256",
 class Fingerprint:
     size: int
     sha256: str
-    log_length: int | None = None
-    log_sha256: str | None = None
+    # Of the log it decompresses to; None for a file that does not.
+    log_length: int | None = field(default=None, kw_only=True)
+    log_sha256: str | None = field(default=None, kw_only=True)
 
     def metadata(self) -> dict[str, str]:
         """The object metadata that carries this fingerprint (the one place
@@ -97,7 +98,7 @@ def fingerprint(
         log_sha256 = log_digest.hexdigest()
     while buffered.read(fsutil.CHUNK_SIZE):  # whatever follows the stream counts too
         pass
-    return Fingerprint(hashing.size, hashing.digest.hexdigest(), log_length, log_sha256)
+    return Fingerprint(hashing.size, hashing.digest.hexdigest(), log_length=log_length, log_sha256=log_sha256)
 
 
 def file_fingerprint(
