@@ -25,7 +25,7 @@ now = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, m
 for stream, suffix in (("web", None), ("worker", "queue-1")):
     for hours_ago in (3, 2, 1, 0):   # the current hour is still being written
         stamp = now - datetime.timedelta(hours=hours_ago)
-        name = unparse_filename(stream, stamp, suffix, ".log")
+        name = unparse_filename(stream, stamp, suffix=suffix, extension=".log")
         with open(f"{logs}/{name}", "w") as log:
             for i in range(5000):
                 log.write(f"{stamp:%Y-%m-%dT%H}:{i % 60:02d}:00Z {stream} request id={i} status=200\n")

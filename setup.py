@@ -41,6 +41,14 @@ setup(
             "ruff>=0.5",
             "duckdb>=1.0",  # docs/cat.rst recipes (tests/integration/test_cat_recipes.py)
             "sphinx>=7",  # test_all.sh builds docs/ with -W
+            # `mypy` (settings in mypy.ini) and the stubs of the libraries
+            # that ship no types of their own; boto3-stubs brings
+            # botocore-stubs. The others (deflate, zstandard, zlib-ng,
+            # prometheus-client, sentry-sdk) have py.typed.
+            "mypy>=1.11",
+            "boto3-stubs>=1.36",
+            "types-python-dateutil",
+            "types-tqdm",
         ],
     },
     entry_points={

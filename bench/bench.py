@@ -578,7 +578,7 @@ def bench_idle(args, work: Path, s3: MotoServer, proxy: S3Proxy, table: Table) -
     ledger = archive / ".uploaded"
     ledger.mkdir(parents=True)
     bucket = s3.bucket()
-    destination = Destination("s3", bucket, normalise_endpoint(proxy.url))
+    destination = Destination(scheme="s3", bucket=bucket, endpoint=normalise_endpoint(proxy.url))
     print_ = Fingerprint(1, hashlib.sha256(b"x").hexdigest())
     start = time.perf_counter()
     for i in range(args.idle_files):
@@ -587,7 +587,7 @@ def bench_idle(args, work: Path, s3: MotoServer, proxy: S3Proxy, table: Table) -
         os.write(fd, b"x")
         os.close(fd)
         key = f"svc{i % 100:02d}/{name}"
-        marker = LedgerEntry(name, (Confirmation(destination, key, print_, f"s3://{bucket}/{key}"),)).to_bytes()
+        marker = LedgerEntry(name, (Confirmation(destination, key, print_, location=f"s3://{bucket}/{key}"),)).to_bytes()
         fd = os.open(ledger / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, marker)
         os.close(fd)

@@ -85,6 +85,6 @@ def duplicate_timestamp_names(name: str) -> Iterator[str]:
         yield unparse_filename(
             logfile.prefix + DUPLICATE_MARK + number,
             logfile.timestamp,
-            logfile.suffix,
-            logfile.extension,
+            suffix=logfile.suffix,
+            extension=logfile.extension,
         )

@@ -117,7 +117,7 @@ def receive(download: Download, fd: int, stop: threading.Event, where: str) -> t
     return sha256.hexdigest(), md5.hexdigest() if md5 else None
 
 
-def verify(download: Download, sha256: str, md5: str | None, fd: int, codec: Codec | None, where: str) -> str:
+def verify(download: Download, fd: int, codec: Codec | None, *, sha256: str, md5: str | None, where: str) -> str:
     """Checks what arrived in fd against the best fingerprint there is.
     Returns what it was checked against; raises FileError if it does not match.
 
@@ -161,7 +161,7 @@ def spool(archive: Archive, archived: ArchivedKey, stop: threading.Event) -> Bin
     temp = tempfile.TemporaryFile()  # noqa: SIM115 (handed to the caller)
     try:
         sha256, md5 = receive(download, temp.fileno(), stop, where)
-        verify(download, sha256, md5, temp.fileno(), codec_for_filename(archived.name), where)
+        verify(download, temp.fileno(), codec_for_filename(archived.name), sha256=sha256, md5=md5, where=where)
         temp.seek(0)
         return temp
     except BaseException:
@@ -191,7 +191,7 @@ def restore(archive: Archive, archived: ArchivedKey, out_fd: int, stop: threadin
             return False
         with fsutil.temp_file(dir_fd, name) as (temp_fd, temp):
             sha256, md5 = receive(download, temp_fd, stop, where)
-            verify(download, sha256, md5, temp_fd, codec_for_filename(name), where)
+            verify(download, temp_fd, codec_for_filename(name), sha256=sha256, md5=md5, where=where)
             if existing is not None:
                 os.unlink(temp, dir_fd=dir_fd)
                 if existing == sha256:
@@ -239,7 +239,7 @@ def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
             yield item, outcome(item)
         return
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
-    window: collections.deque = collections.deque()
+    window: collections.deque[tuple[T, concurrent.futures.Future[R | LogjamError]]] = collections.deque()
     rest = iter(items)
     try:
         for item in itertools.islice(rest, jobs):
@@ -255,11 +255,11 @@ def in_order(function: Callable[[T], R], items: Sequence[T], *, jobs: int,
         pool.shutdown(wait=True, cancel_futures=True)
         for _item, future in window:  # ready but never consumed: close their spools
             if not future.cancelled() and future.exception() is None:
-                with contextlib.suppress(Exception):
-                    future.result().close()
+                with contextlib.suppress(Exception):  # a bool (restore's) has no close
+                    getattr(future.result(), "close")()
 
 
-def emit(source: BinaryIO, codec: Codec | None, out: BinaryIO, where: str) -> None:
+def emit(source: BinaryIO, codec: Codec | None, *, out: BinaryIO, where: str) -> None:
     """Writes a verified file to out, decompressed, with a newline added if
     it does not end with one (its last line is not glued to the next
     file's first). Raises FileError if it does not decompress; out's errors
@@ -383,7 +383,7 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
         failed = 0
         if out_fd is not None:
             restored = 0
-            work: Callable = lambda archived: restore(archive, archived, out_fd, stop)  # noqa: E731
+            work: Callable[[ArchivedKey], bool | BinaryIO] = lambda archived: restore(archive, archived, out_fd, stop)  # noqa: E731
         else:
             work = lambda archived: spool(archive, archived, stop)  # noqa: E731
         results = in_order(work, wanted, jobs=args.jobs, stop=stop)
@@ -392,12 +392,12 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
                 if isinstance(result, LogjamError):
                     failed += 1
                     print(f"{PROG}: error: {printable(str(result))}", file=sys.stderr, flush=True)
-                elif out_fd is not None:
-                    restored += bool(result)
+                elif isinstance(result, bool):  # restore's
+                    restored += result
                 else:
                     with result:
                         try:
-                            emit(result, codec_for_filename(archived.name), out, archive.describe(archived.key))
+                            emit(result, codec_for_filename(archived.name), out=out, where=archive.describe(archived.key))
                         except FileError as error:
                             failed += 1
                             print(f"{PROG}: error: {printable(str(error))}", file=sys.stderr, flush=True)

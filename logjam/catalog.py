@@ -54,7 +54,7 @@ class ArchivedKey:
     def hour(self) -> datetime.datetime:
         return self.logfile.timestamp
 
-    def order(self) -> tuple:
+    def order(self) -> tuple[datetime.datetime, str, bool, str, str, str, int, str]:
         """Hour, prefix, suffix (none first), name, host; a duplicate right
         after the file it duplicates."""
         suffix = self.logfile.suffix
@@ -291,7 +291,7 @@ def _expand(parts: list[tuple[str, str | None]], head: str, known: dict[str, str
         yield from _expand(rest, common, known, discover)
 
 
-def _next_segment(rest: list[tuple[str, str | None]], known: dict[str, str]) -> tuple[re.Pattern, str] | None:
+def _next_segment(rest: list[tuple[str, str | None]], known: dict[str, str]) -> tuple[re.Pattern[str], str] | None:
     """The first path segment of rest: the pattern any value of it has, and
     its value here; None if it is not known or not followed by a "/"."""
     segment: list[tuple[str, str | None]] = []
@@ -328,7 +328,7 @@ def parse_time(text: str, *, now: datetime.datetime, option: str) -> datetime.da
     number, unit = text[:-1], text[-1:]
     try:
         if number.isdigit() and unit in RELATIVE_UNITS:
-            return _in_range(now - datetime.timedelta(seconds=int(number) * RELATIVE_UNITS[unit]), text, option)
+            return _in_range(now - datetime.timedelta(seconds=int(number) * RELATIVE_UNITS[unit]), text=text, option=option)
         try:
             when = dateutil.parser.isoparse(text)
         except ValueError:
@@ -337,7 +337,7 @@ def parse_time(text: str, *, now: datetime.datetime, option: str) -> datetime.da
             raise UsageError(f"{option} {text!r}: not a UTC time (e.g. 2013-07-27T12:00Z, 2013-07-27, 90m, 6h, 2d)")
         if when.tzinfo is None:  # a date alone: its UTC midnight
             when = when.replace(tzinfo=UTC)
-        return _in_range(when.astimezone(UTC), text, option)
+        return _in_range(when.astimezone(UTC), text=text, option=option)
     except OverflowError:
         raise UsageError(f"{option} {text!r}: out of range (years 0002 to 9998)") from None
 
@@ -349,7 +349,7 @@ EARLIEST = datetime.datetime(2, 1, 1, tzinfo=UTC)
 LATEST = datetime.datetime(9998, 12, 31, tzinfo=UTC)
 
 
-def _in_range(when: datetime.datetime, text: str, option: str) -> datetime.datetime:
+def _in_range(when: datetime.datetime, *, text: str, option: str) -> datetime.datetime:
     if not EARLIEST <= when <= LATEST:
         raise OverflowError
     return when

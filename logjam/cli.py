@@ -129,13 +129,13 @@ def main_runner(
                 failed = PassStats(errors=1)
                 with contextlib.suppress(Exception):
                     failed.add(start_backlog(args) if start_backlog else PassStats())
-                metrics_writer(prog, args.metrics_file)(failed, 0.0)
+                metrics_writer(prog, path=args.metrics_file)(failed, 0.0)
             raise
         args.once = args.once or job.one_shot  # a dry run, --verify, logjam-status: one pass
         if stop is None:
             stop = Stop()
             install_signal_handlers(stop, once=args.once)
-        after_pass = metrics_writer(prog, args.metrics_file) if args.metrics_file else (lambda *_: None)
+        after_pass = metrics_writer(prog, path=args.metrics_file) if args.metrics_file else (lambda *_: None)
         if not args.once:
             looping = True
             what = describe(args)

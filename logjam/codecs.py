@@ -16,13 +16,16 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import deflate
 import zstandard
 from zlib_ng import gzip_ng, zlib_ng
 
 from logjam.concurrency import block_stop_signals
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 # One gzip member per this much log: big enough that the members' headers
 # and restarted dictionaries cost under 0.5 % of the size (measured on the
@@ -71,7 +74,7 @@ class GzipMembers:
         self._in_flight: collections.deque[concurrent.futures.Future[bytearray]] = collections.deque()
         self.closed = False
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         size = len(data)
         if not self._pending and size >= self._member_size:
             self._submit(data)  # the usual case: a whole read, compressed without a copy
@@ -100,7 +103,8 @@ class GzipMembers:
     def __enter__(self) -> GzipMembers:
         return self
 
-    def __exit__(self, exc_type, exc, traceback) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -113,7 +117,7 @@ class GzipMembers:
         self._pending_size = 0
         self._submit(data)
 
-    def _submit(self, data) -> None:
+    def _submit(self, data: bytes | bytearray | memoryview) -> None:
         self._members += 1
         if self._pool is None:
             self._write_member(deflate.gzip_compress(data, self._level))
@@ -143,7 +147,7 @@ def _gzip_writer(raw: BinaryIO, level: int, threads: int) -> BinaryIO:
 
 
 def _gzip_reader(raw: BinaryIO) -> BinaryIO:
-    return gzip_ng.GzipNGFile(fileobj=raw, mode="rb")
+    return cast(BinaryIO, gzip_ng.GzipNGFile(fileobj=raw, mode="rb"))  # a GzipFile: a binary stream
 
 
 def _zstd_writer(raw: BinaryIO, level: int, threads: int) -> BinaryIO:
@@ -182,7 +186,8 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (GZIP, ZSTD)}
 
 # What reading a damaged compressed stream raises, whichever codec.
 CORRUPT_STREAM_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, EOFError, ValueError, zlib.error, zlib_ng.error, zstandard.ZstdError, deflate.DeflateError,
+    OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError, deflate.DeflateError,
+    cast("type[BaseException]", zlib_ng.error),  # a class; its stub says an instance
 )
 
 

@@ -213,7 +213,7 @@ def _compress_each(
             return source.st_size
         assert context.archive_fd is not None  # opened (or made) by a pass that acts
         return compress_logfile(
-            context.dir_fd, context.archive_fd, logfile, codec=options.codec, level=options.level,
+            context.dir_fd, logfile, archive_fd=context.archive_fd, codec=options.codec, level=options.level,
             threads=file_threads, check_stop=context.stop.check, not_ready=not_ready,
         )
 

@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from logjam import fsutil, removal
 from logjam.archive import MAX_DUPLICATES, duplicate_timestamp_names
@@ -17,6 +18,9 @@ from logjam.codecs import CORRUPT_STREAM_ERRORS, GZIP, Codec, crc32
 from logjam.concurrency import block_stop_signals
 from logjam.errors import FileError, NotReady, Skipped
 from logjam.parse import LogFile
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 log = logging.getLogger("logjam.compress")
 
@@ -33,9 +37,9 @@ class Compressed:
 
 def compress_logfile(
     dir_fd: int,
-    archive_fd: int,
     logfile: LogFile,
     *,
+    archive_fd: int,
     codec: Codec = GZIP,
     level: int | None = None,
     threads: int = 1,
@@ -63,11 +67,12 @@ def compress_logfile(
             written = _Written(temp_fd)
             check = _ReadBack(written, codec)  # reads the file back while it is written
             try:
-                length, checksum = _write_compressed(source_fd, written, codec, level, threads, check_stop)
+                length, checksum = _write_compressed(source_fd, written, codec, level=level, threads=threads,
+                                                     check_stop=check_stop)
                 written.finish()
                 fsutil.copy_metadata(source, temp_fd)  # writing moved the mtime
                 os.fsync(temp_fd)
-                _verify(check, temp_fd, length, checksum, name)
+                _verify(check, temp_fd, length=length, checksum=checksum, name=name)
             finally:
                 check.abandon()
             after = os.fstat(source_fd)
@@ -130,7 +135,7 @@ class _Written(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         count = os.write(self.fd, data)
         with self.changed:
             self.size += count
@@ -159,7 +164,7 @@ class _Follower(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         written = self.written
         with written.changed:
             while self.position >= written.size and not written.finished and not written.abandoned:
@@ -220,7 +225,7 @@ class _ReadBack:
 
 
 def _write_compressed(
-    source_fd: int, written: _Written, codec: Codec, level: int | None, threads: int,
+    source_fd: int, written: _Written, codec: Codec, *, level: int | None, threads: int,
     check_stop: Callable[[], None],
 ) -> tuple[int, int]:
     length = checksum = 0
@@ -237,7 +242,7 @@ def _write_compressed(
     return length, checksum
 
 
-def _verify(check: _ReadBack, temp_fd: int, length: int, checksum: int, name: str) -> None:
+def _verify(check: _ReadBack, temp_fd: int, *, length: int, checksum: int, name: str) -> None:
     # Called after the fsync: the bytes checked are the file's bytes (read
     # with pread from the same file, through the page cache the fsync
     # wrote out), all of them and nothing more.

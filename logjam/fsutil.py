@@ -86,7 +86,7 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TEMP_MARKER in name
 
 
-def is_temp_for(name: str, final_name: str) -> bool:
+def is_temp_for(name: str, *, final_name: str) -> bool:
     """True if name is a temporary name made for final_name (either style)."""
     return name.startswith(temp_prefix(final_name)) or name.startswith(f".{final_name}{TEMP_MARKER}")
 
@@ -273,7 +273,7 @@ def publish(dir_fd: int, temp: str, candidates: Iterable[str]) -> str | None:
             if error.errno != errno.EPERM:
                 raise
             # Some filesystems (e.g. FAT, some FUSE) have no hard links.
-            if not _rename_noreplace(dir_fd, temp, name):
+            if not _rename_noreplace(dir_fd, temp=temp, name=name):
                 continue
             fsync_dir(dir_fd)
             return name
@@ -283,17 +283,17 @@ def publish(dir_fd: int, temp: str, candidates: Iterable[str]) -> str | None:
     return None
 
 
-def _rename_noreplace(dir_fd: int, temp: str, name: str) -> bool:
+def _rename_noreplace(dir_fd: int, *, temp: str, name: str) -> bool:
     # Without hard links, renameat2(RENAME_NOREPLACE) moves the file into
     # place atomically and refuses an existing name. (A placeholder created
     # first would show readers an empty file under the final name.)
-    error = _renameat2_noreplace(dir_fd, temp, name)
+    error = _renameat2_noreplace(dir_fd, source=temp, target=name)
     if error in (0, errno.EEXIST):
         return error == 0
     raise OSError(error, f"cannot move into place without replacing ({os.strerror(error)})", name)
 
 
-def rename_noreplace(dir_fd: int, source: str, target: str) -> bool:
+def rename_noreplace(dir_fd: int, *, source: str, target: str) -> bool:
     """Renames source to target within dir_fd, never replacing an existing target.
     Returns False (and changes nothing) when target exists.
 
@@ -303,7 +303,7 @@ def rename_noreplace(dir_fd: int, source: str, target: str) -> bool:
     that target is free, which is safe only for names no one else creates
     (logjam's own hidden names).
     """
-    error = _renameat2_noreplace(dir_fd, source, target)
+    error = _renameat2_noreplace(dir_fd, source=source, target=target)
     if error in (0, errno.EEXIST):
         return error == 0
     if error not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
@@ -326,7 +326,7 @@ def rename_noreplace(dir_fd: int, source: str, target: str) -> bool:
 RENAME_NOREPLACE = 1
 
 
-def _renameat2_noreplace(dir_fd: int, source: str, target: str) -> int:
+def _renameat2_noreplace(dir_fd: int, *, source: str, target: str) -> int:
     """renameat2(RENAME_NOREPLACE) within dir_fd. Returns 0 when moved, else
     the errno (EEXIST: target exists; ENOSYS and the like: not supported)."""
     if _renameat2(dir_fd, os.fsencode(source), dir_fd, os.fsencode(target), RENAME_NOREPLACE) == 0:
@@ -334,12 +334,12 @@ def _renameat2_noreplace(dir_fd: int, source: str, target: str) -> int:
     return ctypes.get_errno()
 
 
-def _renameat2(*args) -> int:
+def _renameat2(*args: int | bytes) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     if not hasattr(libc, "renameat2"):
         ctypes.set_errno(errno.ENOSYS)
         return -1
-    return libc.renameat2(*args)
+    return int(libc.renameat2(*args))
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def validate_parts(prefix: str, suffix: str | None, extension: str) -> None:
+def validate_parts(prefix: str, *, suffix: str | None, extension: str) -> None:
     """Raises ValueError unless the parts make names logjam parses back unchanged.
 
     A name logjam cannot parse would never be compressed or uploaded, so a
@@ -63,7 +63,7 @@ def validate_parts(prefix: str, suffix: str | None, extension: str) -> None:
     if not extension.startswith(".") or len(extension) < 2:
         raise ValueError(f"extension must be a '.' followed by something, e.g. '.log': {extension!r}")
 
-    name = unparse_filename(prefix, _SAMPLE_HOUR, suffix, extension)
+    name = unparse_filename(prefix, _SAMPLE_HOUR, suffix=suffix, extension=extension)
     length = len(os.fsencode(name))
     if length > NAME_MAX - ARCHIVE_ROOM:
         raise ValueError(
@@ -111,7 +111,7 @@ class HourlyFileHandler(logging.FileHandler):
         delay: bool = False,
         errors: str | None = None,
     ) -> None:
-        validate_parts(prefix, suffix, extension)
+        validate_parts(prefix, suffix=suffix, extension=extension)
         self.directory = os.path.abspath(os.fspath(directory))
         self.prefix = prefix
         self.suffix = suffix
@@ -126,7 +126,7 @@ class HourlyFileHandler(logging.FileHandler):
         """Takes an aware datetime. Returns the path of that hour's file."""
         hour = hour.astimezone(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
         return os.path.join(
-            self.directory, unparse_filename(self.prefix, hour, self.suffix, self.extension)
+            self.directory, unparse_filename(self.prefix, hour, suffix=self.suffix, extension=self.extension)
         )
 
     def _current_hour(self) -> datetime.datetime:

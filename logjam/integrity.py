@@ -10,31 +10,49 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
 
 from logjam import fsutil
 from logjam.codecs import Codec
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 METADATA_SHA256 = "logjam-sha256"  # of the object's bytes
 METADATA_LOG_SHA256 = "logjam-log-sha256"  # of the uncompressed log
 METADATA_LOG_LENGTH = "logjam-log-length"
+# What each metadata field is called in a message.
+METADATA_LABELS = {METADATA_SHA256: "sha256", METADATA_LOG_SHA256: "log sha256", METADATA_LOG_LENGTH: "log length"}
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     size: int
     sha256: str
-    log_length: int | None = None
-    log_sha256: str | None = None
+    # Of the log it decompresses to; None for a file that does not.
+    log_length: int | None = field(default=None, kw_only=True)
+    log_sha256: str | None = field(default=None, kw_only=True)
 
     def metadata(self) -> dict[str, str]:
-        """The object metadata that carries this fingerprint."""
+        """The object metadata that carries this fingerprint (the one place
+        its fields become metadata), a field not known left out."""
         meta = {METADATA_SHA256: self.sha256}
         if self.log_sha256 is not None:
             meta[METADATA_LOG_SHA256] = self.log_sha256
-            meta[METADATA_LOG_LENGTH] = str(self.log_length)
+            if self.log_length is not None:
+                meta[METADATA_LOG_LENGTH] = str(self.log_length)
         return meta
+
+    def mismatch(self, recorded: Fingerprint) -> str | None:
+        """Takes the fingerprint a file was recorded with. Returns the first
+        field in which this one differs ("log_length is 7, recorded 6"), or
+        None if it agrees with every field recorded."""
+        for attr in ("size", "sha256", "log_sha256", "log_length"):
+            value, expected = getattr(self, attr), getattr(recorded, attr)
+            if expected is not None and value != expected:
+                return f"{attr} is {value}, recorded {expected}"
+        return None
 
 
 class _HashingReader(io.RawIOBase):
@@ -49,12 +67,13 @@ class _HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         self.check_stop()
-        data = self.raw.read(len(buffer))
-        if not data:
-            return 0
-        buffer[: len(data)] = data
+        with memoryview(buffer) as view:
+            data = self.raw.read(len(view))
+            if not data:
+                return 0
+            view[: len(data)] = data
         self.digest.update(data)
         self.size += len(data)
         return len(data)
@@ -79,7 +98,7 @@ def fingerprint(
         log_sha256 = log_digest.hexdigest()
     while buffered.read(fsutil.CHUNK_SIZE):  # whatever follows the stream counts too
         pass
-    return Fingerprint(hashing.size, hashing.digest.hexdigest(), log_length, log_sha256)
+    return Fingerprint(hashing.size, hashing.digest.hexdigest(), log_length=log_length, log_sha256=log_sha256)
 
 
 def file_fingerprint(

@@ -9,6 +9,7 @@ import datetime
 import json
 import logging
 import sys
+from typing import TextIO
 
 log = logging.getLogger("logjam")
 
@@ -65,14 +66,14 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, *, stream=None, json_format: bool = False) -> None:
+def configure_logging(level: str, *, stream: TextIO | None = None, json_format: bool = False) -> None:
     """One line per record on stderr. Library loggers stay quiet: botocore's
     debug output carries request signatures and would bury ours."""
     if stream is None:
         # File names may hold bytes that are not UTF-8: show them escaped
         # rather than fail to log.
-        with contextlib.suppress(AttributeError, ValueError):
-            sys.stderr.reconfigure(errors="backslashreplace")
+        with contextlib.suppress(AttributeError, ValueError):  # a stream put in its place
+            getattr(sys.stderr, "reconfigure")(errors="backslashreplace")
         stream = sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JSONFormatter() if json_format else LineFormatter(LOG_FORMAT))

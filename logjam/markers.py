@@ -8,7 +8,7 @@ import json
 import os
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from logjam.backends.base import Uploader
 from logjam.errors import FileError
@@ -24,7 +24,7 @@ class MarkerError(FileError):
     """A marker that cannot be read or understood: its file counts as not uploaded."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Destination:
     """Where uploads go, apart from the key: the scheme, the endpoint (None
     for the scheme's default, e.g. AWS) and the bucket (or the file:// root).
@@ -40,7 +40,7 @@ class Destination:
         scheme, endpoint, bucket = uploader.destination()
         if scheme == "file":
             bucket = os.path.normpath(bucket)
-        return cls(scheme, bucket, normalise_endpoint(endpoint))
+        return cls(scheme=scheme, bucket=bucket, endpoint=normalise_endpoint(endpoint))
 
     def includes(self, other: Destination) -> bool:
         """Whether an upload recorded for self counts for other. A marker of
@@ -78,7 +78,7 @@ class Confirmation:
     destination: Destination
     key: str
     fingerprint: Fingerprint
-    location: str = ""  # the full destination of key, for people (uploader.describe)
+    location: str = field(default="", kw_only=True)  # the full destination of key, for people (uploader.describe)
 
     def matches(self, other: Fingerprint) -> bool:
         """Whether other is the fingerprint of the bytes confirmed here."""
@@ -142,13 +142,13 @@ class LedgerEntry:
                 raise MarkerError(f"not a marker of format {FORMAT}")
             confirmations = tuple(
                 Confirmation(
-                    Destination(str(u["scheme"]), str(u["bucket"]),
-                                None if u.get("endpoint") is None else str(u["endpoint"])),
+                    Destination(scheme=str(u["scheme"]), bucket=str(u["bucket"]),
+                                endpoint=None if u.get("endpoint") is None else str(u["endpoint"])),
                     str(u["key"]),
                     Fingerprint(int(u["size"]), str(u["sha256"]),
-                                None if u.get("log_length") is None else int(u["log_length"]),
-                                None if u.get("log_sha256") is None else str(u["log_sha256"])),
-                    str(u.get("location") or ""),
+                                log_length=None if u.get("log_length") is None else int(u["log_length"]),
+                                log_sha256=None if u.get("log_sha256") is None else str(u["log_sha256"])),
+                    location=str(u.get("location") or ""),
                 )
                 for u in document.get("uploads", [])
             )
@@ -170,24 +170,24 @@ class LedgerEntry:
             raise MarkerError("marker of the old format names no key (or no fingerprint)")
         try:
             print_ = Fingerprint(int(fields["size"]), fields["sha256"],
-                                 int(fields["log_length"]) if fields.get("log_length") else None,
-                                 fields.get("log_sha256") or None)
+                                 log_length=int(fields["log_length"]) if fields.get("log_length") else None,
+                                 log_sha256=fields.get("log_sha256") or None)
         except ValueError as error:
             raise MarkerError(f"unreadable marker: {error}") from None
         location = fields.get("destination", "")
-        return cls(name, (Confirmation(_old_destination(location, key), key, print_, location),))
+        return cls(name, (Confirmation(_old_destination(location, key=key), key, print_, location=location),))
 
 
-def _old_destination(location: str, key: str) -> Destination:
+def _old_destination(location: str, *, key: str) -> Destination:
     # The old format recorded the full location ("s3://BUCKET/KEY",
     # "file:///ROOT/KEY"): the bucket or root is what precedes the key.
     scheme, sep, rest = location.partition("://")
     if sep and rest.endswith(key):
         place = rest[: len(rest) - len(key)]
         if scheme == "file":
-            return Destination("file", place.rstrip("/") or "/")
-        return Destination(scheme, place.rstrip("/"), UNKNOWN_ENDPOINT)
-    return Destination(scheme or "unknown", location, UNKNOWN_ENDPOINT)
+            return Destination(scheme="file", bucket=place.rstrip("/") or "/")
+        return Destination(scheme=scheme, bucket=place.rstrip("/"), endpoint=UNKNOWN_ENDPOINT)
+    return Destination(scheme=scheme or "unknown", bucket=location, endpoint=UNKNOWN_ENDPOINT)
 
 
 def only_elsewhere(entries: Iterable[LedgerEntry], destination: Destination, *, any_here: bool) -> str:

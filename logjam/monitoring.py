@@ -10,12 +10,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from logjam import __version__
 from logjam.errors import UsageError
 
 if TYPE_CHECKING:
+    from sentry_sdk.types import Event
+
     from logjam.runner import PassStats
 
 log = logging.getLogger("logjam")
@@ -48,14 +50,14 @@ def configure_sentry() -> None:
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
-def _scrub_credentials(event: dict, hint: dict) -> dict:
+def _scrub_credentials(event: Event, hint: dict[str, Any]) -> Event:
     secrets = [os.environ[name] for name in CREDENTIAL_VARIABLES if len(os.environ.get(name, "")) >= 8]
     if not secrets:
         return event
     text = json.dumps(event)
     for secret in secrets:
         text = text.replace(json.dumps(secret)[1:-1], "[removed]")
-    return json.loads(text)
+    return cast("Event", json.loads(text))
 
 
 def capture_message(message: str) -> None:
@@ -91,7 +93,7 @@ def check_metrics_path(path: str) -> None:
         raise UsageError(f"--metrics-file {path}: cannot write to {directory}")
 
 
-def read_kept_metrics(path: str, command: str) -> dict[str, float]:
+def read_kept_metrics(path: str, *, command: str) -> dict[str, float]:
     """Takes a metrics file and a command label. Returns the KEPT_ACROSS_RUNS
     values it holds for that command ({} when there is no readable file)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -116,7 +118,7 @@ def read_kept_metrics(path: str, command: str) -> dict[str, float]:
     return values
 
 
-def metrics_writer(prog: str, path: str, *, clock: Callable[[], float] = time.time) -> Callable[[PassStats, float], None]:
+def metrics_writer(prog: str, *, path: str, clock: Callable[[], float] = time.time) -> Callable[[PassStats, float], None]:
     """Returns an after_pass hook that keeps counters across passes and writes
     them atomically (a temporary file renamed over path) after each pass.
 
@@ -144,7 +146,7 @@ def metrics_writer(prog: str, path: str, *, clock: Callable[[], float] = time.ti
     duration = Gauge("logjam_pass_duration_seconds", "How long the last pass took", ["command"], registry=registry)
     for metric in (files, size, errors):
         metric.labels(**labels)  # present (at 0) from the first write
-    kept = read_kept_metrics(path, command)
+    kept = read_kept_metrics(path, command=command)
     success.labels(**labels).set(kept.get("logjam_last_success_timestamp_seconds", 0))
     failure.labels(**labels).set(kept.get("logjam_last_failure_timestamp_seconds", 0))
     failing.labels(**labels).set(kept.get("logjam_consecutive_failed_passes", 0))

@@ -88,7 +88,7 @@ def parse_filename(name: str) -> LogFile | None:
 
 
 def unparse_filename(
-    prefix: str, timestamp: datetime.datetime, suffix: str | None, extension: str
+    prefix: str, timestamp: datetime.datetime, *, suffix: str | None, extension: str
 ) -> str:
     """Takes the parts of a log file name. Returns the name (basic ISO 8601 form)."""
     if timestamp.tzinfo is not None:

@@ -13,6 +13,10 @@ import shutil
 import sys
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 MIN_FILES = 3
 MIN_BYTES = 64 * 1024 * 1024
@@ -21,7 +25,7 @@ MIN_BYTES = 64 * 1024 * 1024
 class Progress:
     """Counts finished files and bytes; a no-op unless a bar is shown."""
 
-    def __init__(self, bar=None, total_files: int = 0) -> None:
+    def __init__(self, bar: tqdm[NoReturn] | None = None, total_files: int = 0) -> None:
         self._bar = bar
         self._files = 0
         self._total_files = total_files
@@ -37,7 +41,7 @@ class Progress:
 
 
 @contextlib.contextmanager
-def progress(description: str, *, files: int, size: int, stream=None) -> Iterator[Progress]:
+def progress(description: str, *, files: int, size: int, stream: TextIO | None = None) -> Iterator[Progress]:
     """Yields a Progress: a live bar on a terminal for a backlog, else a no-op."""
     stream = stream or sys.stderr
     interactive = getattr(stream, "isatty", lambda: False)()

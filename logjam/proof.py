@@ -14,7 +14,7 @@ from logjam import fsutil
 from logjam.backends.base import RemoteObject, Uploader
 from logjam.codecs import CORRUPT_STREAM_ERRORS
 from logjam.errors import Skipped
-from logjam.integrity import METADATA_SHA256, Fingerprint, fingerprint
+from logjam.integrity import METADATA_LABELS, METADATA_SHA256, Fingerprint, fingerprint
 from logjam.markers import Confirmation
 
 # Destinations whose stored copy is read back to prove an upload: a local or
@@ -62,12 +62,11 @@ def judge(remote: RemoteObject | None, expected: Fingerprint, *,
     if remote.sha256 is not None:
         proofs.append(("SHA-256 checksum", remote.sha256, expected.sha256))
     if METADATA_SHA256 in remote.metadata:
-        proofs.append(("sha256 metadata", remote.metadata[METADATA_SHA256], expected.sha256))
-        for attr in ("log_sha256", "log_length"):
-            found = remote.metadata.get("logjam-" + attr.replace("_", "-"))
-            recorded = getattr(expected, attr)
-            if found is not None and recorded is not None:
-                proofs.append((attr.replace("_", " ") + " metadata", found, str(recorded)))
+        # The fields the writer stored with the object, as it stores them.
+        for field, recorded in expected.metadata().items():
+            found = remote.metadata.get(field)
+            if found is not None:
+                proofs.append((f"{METADATA_LABELS[field]} metadata", found, recorded))
     for what, found, recorded in proofs:
         if found != recorded:
             return Verdict(Proof.DIFFERENT, f"{what} is {found}, recorded {recorded}")

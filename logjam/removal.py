@@ -42,7 +42,7 @@ def remove_original(
     hidden = removing_name(name)
     in_window("before-move")
     try:
-        moved = fsutil.rename_noreplace(dir_fd, name, hidden)
+        moved = fsutil.rename_noreplace(dir_fd, source=name, target=hidden)
     except FileNotFoundError:
         return
     if not moved:
@@ -71,7 +71,7 @@ def _put_back(dir_fd: int, *, hidden: str, name: str, in_window: Callable[[str],
     in_window("before-put-back")
     candidates = [name, *(fsutil.name_fits(n) and n for n in duplicate_timestamp_names(name))]
     for candidate in candidates:
-        if candidate and fsutil.rename_noreplace(dir_fd, hidden, candidate):
+        if candidate and fsutil.rename_noreplace(dir_fd, source=hidden, target=candidate):
             fsutil.fsync_dir(dir_fd)
             if candidate != name:
                 log.warning("%s was re-created meanwhile; stored the displaced version as %s", name, candidate)

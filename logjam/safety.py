@@ -65,12 +65,12 @@ def open_for_writing() -> set[tuple[int, int]]:
                 continue
             if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) in busy:
                 continue
-            if _writable(pid, fd):
+            if _writable(pid=pid, fd=fd):
                 busy.add((info.st_dev, info.st_ino))
     return busy
 
 
-def _writable(pid: str, fd: str) -> bool:
+def _writable(*, pid: str, fd: str) -> bool:
     try:
         with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fdinfo:
             for line in fdinfo:

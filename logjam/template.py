@@ -135,7 +135,9 @@ def utf8_key(text: str) -> str:
         return raw.decode("utf-8", "logjam-percent")
 
 
-def _percent_escape(error: UnicodeDecodeError) -> tuple[str, int]:
+def _percent_escape(error: UnicodeError) -> tuple[str, int]:
+    # Registered for decoding only (logjam-percent above).
+    assert isinstance(error, UnicodeDecodeError)
     bad = error.object[error.start:error.end]
     return "".join(f"%{byte:02X}" for byte in bad), error.end
 

@@ -261,7 +261,7 @@ def upload_logfile(job: UploadJob, context: PassContext, ledger: Ledger, logfile
                             job.uploader.describe(keys[0]), name, destination)
             if os.fstat(fd).st_size != size or not _same_file(archive_fd, name, source):
                 raise FileError("changed while uploading; will retry")
-            ledger.record(name, Confirmation(job.destination, key, print_, destination), source=source)
+            ledger.record(name, Confirmation(job.destination, key, print_, location=destination), source=source)
             verb = "uploaded" if result is PutResult.STORED else "found already uploaded"
             log.info("%s %s/%s -> %s (%d bytes)", verb, job.archive_dir, name, destination, size, extra=fields(
                 "uploaded" if result is PutResult.STORED else "already_uploaded", file=f"{job.archive_dir}/{name}",

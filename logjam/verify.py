@@ -114,11 +114,7 @@ def _verify_one(uploader: Uploader, confirmation: Confirmation, archive_fd: int,
         return "missing at the destination"
     except CORRUPT_STREAM_ERRORS as error:
         return f"cannot be read back in full or does not decompress: {error}"
-    for attr in ("size", "sha256", "log_sha256", "log_length"):
-        value, expected = getattr(found, attr), getattr(recorded, attr)
-        if expected is not None and value != expected:
-            return f"{attr} is {value}, recorded {expected}"
-    return None
+    return found.mismatch(recorded)
 
 
 def join_verify_value(argv: Sequence[str]) -> list[str]:

@@ -239,4 +239,4 @@ def _walk(dir_fd: int, head: str, partial: str = "") -> Iterator[tuple[str, int]
 def _remove_own_stale_temps(dir_fd: int, name: str) -> None:
     # Only temporary files for this very name: other hosts may be writing
     # their own files into a shared folder right now.
-    fsutil.remove_stale_temp_files(dir_fd, [n for n in os.listdir(dir_fd) if fsutil.is_temp_for(n, name)])
+    fsutil.remove_stale_temp_files(dir_fd, [n for n in os.listdir(dir_fd) if fsutil.is_temp_for(n, final_name=name)])

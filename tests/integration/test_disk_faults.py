@@ -457,7 +457,7 @@ def test_compress_logfile_writer_io_error(one_log, codec, layer):
     failing = dataclasses.replace(codec, open_writer=open_writer)
 
     with pytest.raises(OSError) as raised:
-        compress_logfile(dir_fd, archive_fd, logfile, codec=failing)
+        compress_logfile(dir_fd, logfile, archive_fd=archive_fd, codec=failing)
 
     assert raised.value.errno == errno.EIO
     assert_untouched(log_dir, data)
@@ -474,7 +474,7 @@ def test_compress_logfile_fsync_io_error(one_log, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(OSError) as raised:
-        compress_logfile(dir_fd, archive_fd, logfile)
+        compress_logfile(dir_fd, logfile, archive_fd=archive_fd)
 
     assert raised.value.errno == errno.EIO
     assert_untouched(log_dir, data)
@@ -491,7 +491,7 @@ def test_compress_logfile_read_error_on_the_original(one_log, monkeypatch):
 
     monkeypatch.setattr(os, "pread", pread)
     with pytest.raises(OSError) as raised:
-        compress_logfile(dir_fd, archive_fd, logfile)
+        compress_logfile(dir_fd, logfile, archive_fd=archive_fd)
 
     assert raised.value.errno == errno.EIO
     assert_untouched(log_dir, data)
@@ -503,7 +503,7 @@ def test_compress_logfile_verification_catches_corrupt_read_back(one_log, codec)
     corrupting = dataclasses.replace(codec, open_reader=lambda raw: CorruptingReader(codec.open_reader(raw)))
 
     with pytest.raises(FileError, match="does not match"):
-        compress_logfile(dir_fd, archive_fd, logfile, codec=corrupting)
+        compress_logfile(dir_fd, logfile, archive_fd=archive_fd, codec=corrupting)
 
     assert_untouched(log_dir, data)
 
@@ -511,7 +511,7 @@ def test_compress_logfile_verification_catches_corrupt_read_back(one_log, codec)
 def test_compress_logfile_succeeds_with_the_same_codec_unbroken(one_log):
     """The control: with nothing injected, the same call archives the log."""
     dir_fd, archive_fd, logfile, data, log_dir = one_log
-    done = compress_logfile(dir_fd, archive_fd, logfile, codec=dataclasses.replace(GZIP))
+    done = compress_logfile(dir_fd, logfile, archive_fd=archive_fd, codec=dataclasses.replace(GZIP))
     assert done.archived == NAME + ".gz"
     assert not (log_dir / NAME).exists()
     assert gzip.decompress((log_dir / "archive" / done.archived).read_bytes()) == data
@@ -542,7 +542,7 @@ def test_compress_read_back_that_raises_a_codec_error_is_a_file_error(tmp_path):
     archive_fd = os.open(log_dir / "archive", os.O_RDONLY)
     try:
         with pytest.raises(FileError, match="does not read back"):
-            compress_logfile(dir_fd, archive_fd, parse_filename(NAME), codec=codec)
+            compress_logfile(dir_fd, parse_filename(NAME), archive_fd=archive_fd, codec=codec)
     finally:
         os.close(dir_fd)
         os.close(archive_fd)

@@ -142,7 +142,7 @@ def test_an_idle_pass_reads_each_marker_with_few_system_calls(archive, dest, mon
     try:
         for name in calls:
             monkeypatch.setattr(ledger_module.os, name, counting(name))
-        standing = Standing.of(Ledger(fd), Destination("file", str(dest)), clean=False)
+        standing = Standing.of(Ledger(fd), Destination(scheme="file", bucket=str(dest)), clean=False)
     finally:
         monkeypatch.undo()
         os.close(fd)

@@ -221,10 +221,10 @@ def test_metrics_read_back_ignore_another_commands_values(tmp_path):
     path = tmp_path / "x.prom"
     path.write_text('logjam_last_success_timestamp_seconds{command="compress"} 5.0\n'
                     'logjam_consecutive_failed_passes{command="upload"} 7.0\n')
-    assert read_kept_metrics(str(path), "upload") == {"logjam_consecutive_failed_passes": 7.0}
+    assert read_kept_metrics(str(path), command="upload") == {"logjam_consecutive_failed_passes": 7.0}
     path.write_text("this is { not a metrics file\n")
-    assert read_kept_metrics(str(path), "upload") == {}
-    assert read_kept_metrics(str(tmp_path / "missing.prom"), "upload") == {}
+    assert read_kept_metrics(str(path), command="upload") == {}
+    assert read_kept_metrics(str(tmp_path / "missing.prom"), command="upload") == {}
 
 
 # -- structured JSON logs ----------------------------------------------------------

@@ -65,7 +65,7 @@ def test_the_check_reads_the_archive_while_it_is_written(make_logs):
 
     codec = dataclasses.replace(GZIP, open_writer=Waiting, open_reader=lambda raw: GZIP.open_reader(Noticing(raw)))
     try:
-        done = compress_logfile(dir_fd, archive_fd, parse_filename(NAME), codec=codec)
+        done = compress_logfile(dir_fd, parse_filename(NAME), archive_fd=archive_fd, codec=codec)
     finally:
         os.close(dir_fd)
         os.close(archive_fd)

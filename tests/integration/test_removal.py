@@ -160,8 +160,8 @@ def test_rename_noreplace_moves_but_never_replaces(tmp_path, monkeypatch, kernel
     (tmp_path / "b").write_bytes(b"b")
     dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        assert fsutil.rename_noreplace(dir_fd, "a", "b") is False
-        assert fsutil.rename_noreplace(dir_fd, "a", "c") is True
+        assert fsutil.rename_noreplace(dir_fd, source="a", target="b") is False
+        assert fsutil.rename_noreplace(dir_fd, source="a", target="c") is True
     finally:
         os.close(dir_fd)
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == {"b": b"b", "c": b"a"}

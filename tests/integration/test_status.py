@@ -14,11 +14,11 @@ from tests.conftest import run
 NOW = datetime.datetime(2013, 7, 27, 13, 36, tzinfo=datetime.timezone.utc)
 
 
-def marker(name: str, data: bytes, *, destination: Destination = Destination("file", "/srv/logs")) -> bytes:
+def marker(name: str, data: bytes, *, destination: Destination = Destination(scheme="file", bucket="/srv/logs")) -> bytes:
     """A marker recording data as confirmed at destination."""
     print_ = Fingerprint(len(data), hashlib.sha256(data).hexdigest())
     key = f"app/{name}"
-    return LedgerEntry(name, (Confirmation(destination, key, print_, f"{destination}/{key}"),)).to_bytes()
+    return LedgerEntry(name, (Confirmation(destination, key, print_, location=f"{destination}/{key}"),)).to_bytes()
 
 
 def populate(log_dir):

@@ -60,10 +60,10 @@ def test_verify(metadata, store_sha256, etag_md5, arrived, codec, outcome, caplo
         md5_arrived = md5(arrived) if etag_md5 else None
         if isinstance(outcome, FileError):
             with pytest.raises(FileError, match=str(outcome)) as raised:
-                verify(download, sha256(arrived), md5_arrived, spool.fileno(), codec, "s3://b/key")
+                verify(download, spool.fileno(), codec, sha256=sha256(arrived), md5=md5_arrived, where="s3://b/key")
             assert str(raised.value).startswith("s3://b/key: ") and "not passed on" in str(raised.value)
         else:
             with caplog.at_level(logging.WARNING, logger="logjam.cat"):
-                assert verify(download, sha256(arrived), md5_arrived, spool.fileno(), codec, "s3://b/key") == outcome
+                assert verify(download, spool.fileno(), codec, sha256=sha256(arrived), md5=md5_arrived, where="s3://b/key") == outcome
             assert ("passed on unchecked" in caplog.text) == (outcome == "nothing")
 

@@ -21,10 +21,10 @@ from logjam.markers import (
 from logjam.proof import Proof, judge
 
 DATA = b"archived bytes"
-PRINT = Fingerprint(len(DATA), hashlib.sha256(DATA).hexdigest(), 5, "ab" * 32)
-S3 = Destination("s3", "my-logs")
-MINIO = Destination("s3", "my-logs", "http://minio:9000")
-NFS = Destination("file", "/mnt/nfs/logs")
+PRINT = Fingerprint(len(DATA), hashlib.sha256(DATA).hexdigest(), log_length=5, log_sha256="ab" * 32)
+S3 = Destination(scheme="s3", bucket="my-logs")
+MINIO = Destination(scheme="s3", bucket="my-logs", endpoint="http://minio:9000")
+NFS = Destination(scheme="file", bucket="/mnt/nfs/logs")
 
 # Names that str.splitlines() would cut: \r, \x0b, \x0c, \x1c-\x1e, U+0085,
 # U+2028, U+2029; and a byte that is not UTF-8 (as os.listdir gives it).
@@ -35,8 +35,8 @@ ODD = ["a\rb", "a\x0bb", "a\x0cb", "a\x1cb", "a\x85b", "a\u2028b", "a\u2029b", "
 def test_any_name_and_key_survive_a_marker(prefix):
     name = f"{prefix}-20130727T1200Z.log.gz"
     key = f"{prefix}/2013/07/27/{name}"
-    entry = LedgerEntry(name, (Confirmation(S3, key, PRINT, f"s3://my-logs/{key}"),
-                               Confirmation(NFS, "other/" + key, PRINT, f"file:///mnt/nfs/logs/other/{key}")))
+    entry = LedgerEntry(name, (Confirmation(S3, key, PRINT, location=f"s3://my-logs/{key}"),
+                               Confirmation(NFS, "other/" + key, PRINT, location=f"file:///mnt/nfs/logs/other/{key}")))
     data = entry.to_bytes()
     assert data.isascii()
     assert LedgerEntry.from_bytes(name, data) == entry
@@ -51,10 +51,10 @@ def test_old_format_is_read_splitting_on_newlines_only(prefix):
     [confirmation] = LedgerEntry.from_bytes(name, old).confirmations
     assert confirmation.key == key
     assert confirmation.fingerprint == PRINT
-    assert confirmation.destination == Destination("s3", "my-logs", UNKNOWN_ENDPOINT)
+    assert confirmation.destination == Destination(scheme="s3", bucket="my-logs", endpoint=UNKNOWN_ENDPOINT)
     # It named no endpoint: it counts for any endpoint of that bucket.
     assert LedgerEntry.from_bytes(name, old).at(MINIO) == confirmation
-    assert LedgerEntry.from_bytes(name, old).at(Destination("s3", "other-bucket")) is None
+    assert LedgerEntry.from_bytes(name, old).at(Destination(scheme="s3", bucket="other-bucket")) is None
 
 
 def test_old_format_file_destination_is_its_root():
@@ -80,11 +80,11 @@ def test_a_marker_that_says_nothing_usable_is_an_error(data, says):
 
 
 def test_destinations_are_values():
-    assert Destination("s3", "my-logs", None).includes(S3)
+    assert Destination(scheme="s3", bucket="my-logs", endpoint=None).includes(S3)
     assert not S3.includes(MINIO) and not MINIO.includes(S3)
-    assert not S3.includes(Destination("s3", "other"))
-    assert not NFS.includes(Destination("file", "/mnt/nfs"))
-    assert Destination("s3", "my-logs", UNKNOWN_ENDPOINT).includes(MINIO)
+    assert not S3.includes(Destination(scheme="s3", bucket="other"))
+    assert not NFS.includes(Destination(scheme="file", bucket="/mnt/nfs"))
+    assert Destination(scheme="s3", bucket="my-logs", endpoint=UNKNOWN_ENDPOINT).includes(MINIO)
     assert str(MINIO) == "s3://my-logs at http://minio:9000" and str(S3) == "s3://my-logs"
     assert str(NFS) == "file:///mnt/nfs/logs"
 
@@ -154,6 +154,35 @@ def test_contradicting_evidence_wins(remote, thorough, proof, md5_read):
     assert (verdict.proof, bool(reads)) == (proof, md5_read), verdict.detail
 
 
+@pytest.mark.parametrize("metadata, detail", [
+    ({"logjam-sha256": SHA, "logjam-log-sha256": "cd" * 32}, f"log sha256 metadata is {'cd' * 32}, recorded {'ab' * 32}"),
+    ({"logjam-sha256": SHA, "logjam-log-length": "6"}, "log length metadata is 6, recorded 5"),
+    ({"logjam-sha256": SHA, **PRINT.metadata()}, "sha256 metadata matches"),
+])
+def test_metadata_is_compared_as_the_writer_stores_it(metadata, detail):
+    # The names and the values come from Fingerprint.metadata, what an upload stores.
+    assert judge(RemoteObject(PRINT.size, metadata), PRINT).detail == detail
+
+
+def test_metadata_leaves_out_what_is_not_known():
+    assert Fingerprint(1, SHA).metadata() == {"logjam-sha256": SHA}
+    assert Fingerprint(1, SHA, log_sha256="ab" * 32).metadata() == {"logjam-sha256": SHA, "logjam-log-sha256": "ab" * 32}
+    assert PRINT.metadata() == {"logjam-sha256": SHA, "logjam-log-sha256": "ab" * 32, "logjam-log-length": "5"}
+
+
+@pytest.mark.parametrize("found, detail", [
+    (PRINT, None),
+    (Fingerprint(PRINT.size, PRINT.sha256), f"log_sha256 is None, recorded {'ab' * 32}"),  # does not decompress
+    (Fingerprint(PRINT.size + 1, PRINT.sha256, log_length=5, log_sha256="ab" * 32), f"size is {PRINT.size + 1}, recorded {PRINT.size}"),
+    (Fingerprint(PRINT.size, "00" * 32, log_length=5, log_sha256="ab" * 32), f"sha256 is {'00' * 32}, recorded {SHA}"),
+    (Fingerprint(PRINT.size, SHA, log_length=6, log_sha256="ab" * 32), "log_length is 6, recorded 5"),
+])
+def test_a_fingerprint_read_back_against_the_recorded_one(found, detail):
+    assert found.mismatch(PRINT) == detail
+    # A fingerprint recorded without the log's (a file that did not decompress): only size and sha256 count.
+    assert found.mismatch(Fingerprint(PRINT.size, PRINT.sha256)) == (None if detail is None or "log" in detail else detail)
+
+
 # -- the idle pass's shortcut agrees with a full parse (review item 6) ------------
 
 def _marker(*confirmations: Confirmation) -> bytes:
@@ -161,7 +190,7 @@ def _marker(*confirmations: Confirmation) -> bytes:
 
 
 def _at(destination: Destination, key: str = "k") -> Confirmation:
-    return Confirmation(destination, key, PRINT, f"{destination}/{key}")
+    return Confirmation(destination, key, PRINT, location=f"{destination}/{key}")
 
 
 SIGNATURE_LOOKALIKE = '",\n   "endpoint": null,\n   "bucket": "my-logs",\n'  # inside a key: escaped
@@ -171,8 +200,8 @@ SIGNATURE_LOOKALIKE = '",\n   "endpoint": null,\n   "bucket": "my-logs",\n'  # i
     (_marker(_at(S3)), True),
     (_marker(_at(NFS), _at(S3)), True),
     (_marker(_at(MINIO)), False),  # same bucket, other endpoint
-    (_marker(_at(Destination("s3", "my-logs-2"))), False),  # a bucket the name is a prefix of
-    (_marker(_at(Destination("s3", "my-logs", UNKNOWN_ENDPOINT))), True),  # old marker's "any endpoint", parsed
+    (_marker(_at(Destination(scheme="s3", bucket="my-logs-2"))), False),  # a bucket the name is a prefix of
+    (_marker(_at(Destination(scheme="s3", bucket="my-logs", endpoint=UNKNOWN_ENDPOINT))), True),  # old marker's "any endpoint", parsed
     (_marker(_at(NFS, key=SIGNATURE_LOOKALIKE)), False),
     (_marker(_at(S3))[:-3], None),  # cut short: parsed, and unreadable
     (b"key=a/k\nsize=14\nsha256=" + PRINT.sha256.encode() + b"\ndestination=s3://my-logs/a/k\n", True),  # old format

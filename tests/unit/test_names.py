@@ -20,8 +20,8 @@ def test_temp_names_are_bounded_and_recognised(final):
     name = fsutil.temp_name(final)
     assert len(os.fsencode(name)) <= 126
     assert fsutil.is_temp_name(name)
-    assert fsutil.is_temp_for(name, final)
-    assert not fsutil.is_temp_for(name, final + "x")
+    assert fsutil.is_temp_for(name, final_name=final)
+    assert not fsutil.is_temp_for(name, final_name=final + "x")
     assert fsutil.temp_name(final) != name  # unique
 
 
@@ -34,7 +34,7 @@ def test_temp_names_are_bounded_and_recognised(final):
     ],
 )
 def test_is_temp_for_reads_both_styles(name, final, for_it):
-    assert fsutil.is_temp_for(name, final) is for_it
+    assert fsutil.is_temp_for(name, final_name=final) is for_it
     assert fsutil.is_temp_name(name) is name.startswith(".")
 
 

@@ -171,7 +171,7 @@ def test_parse_filename_rejects_non_strings(name):
     ],
 )
 def test_unparse_filename(prefix, timestamp, suffix, extension, name):
-    assert unparse_filename(prefix, timestamp, suffix, extension) == name
+    assert unparse_filename(prefix, timestamp, suffix=suffix, extension=extension) == name
 
 
 @pytest.mark.parametrize(
@@ -187,14 +187,14 @@ def test_unparse_filename(prefix, timestamp, suffix, extension, name):
 )
 def test_unparse_round_trips_parse(name):
     logfile = parse_filename(name)
-    unparsed = unparse_filename(logfile.prefix, logfile.timestamp, logfile.suffix, logfile.extension)
+    unparsed = unparse_filename(logfile.prefix, logfile.timestamp, suffix=logfile.suffix, extension=logfile.extension)
     assert unparsed == name
     assert parse_filename(unparsed) == logfile
 
 
 def test_unparse_writes_extended_names_in_basic_form():
     logfile = parse_filename("flask-2013-07-27T12:00Z-s.log")
-    unparsed = unparse_filename(logfile.prefix, logfile.timestamp, logfile.suffix, logfile.extension)
+    unparsed = unparse_filename(logfile.prefix, logfile.timestamp, suffix=logfile.suffix, extension=logfile.extension)
     assert unparsed == "flask-20130727T1200Z-s.log"
 
 
@@ -203,7 +203,7 @@ def test_unparse_writes_extended_names_in_basic_form():
 def test_unparse_round_trips_years_before_1000(name):
     logfile = parse_filename(name)
     assert logfile is not None  # the parser accepts these years
-    unparsed = unparse_filename(logfile.prefix, logfile.timestamp, logfile.suffix, logfile.extension)
+    unparsed = unparse_filename(logfile.prefix, logfile.timestamp, suffix=logfile.suffix, extension=logfile.extension)
     assert unparsed == name
 
 

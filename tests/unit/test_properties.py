@@ -120,19 +120,19 @@ def test_parse_filename_never_raises_on_text_around_a_timestamp(name):
 @FAST
 @given(prefixes, timestamps, suffixes, extensions)
 def test_unparse_parse_round_trip(prefix, timestamp, suffix, extension):
-    name = unparse_filename(prefix, timestamp, suffix, extension)
+    name = unparse_filename(prefix, timestamp, suffix=suffix, extension=extension)
     logfile = parse_filename(name)
     assert logfile is not None, name
     assert (logfile.prefix, logfile.timestamp, logfile.suffix, logfile.extension, logfile.filename) == (
         prefix, timestamp, suffix, extension, name)
     assert logfile.timestamp.utcoffset() == datetime.timedelta(0)
-    assert unparse_filename(logfile.prefix, logfile.timestamp, logfile.suffix, logfile.extension) == name
+    assert unparse_filename(logfile.prefix, logfile.timestamp, suffix=logfile.suffix, extension=logfile.extension) == name
 
 
 @FAST
 @given(prefixes, timestamps, suffixes, extensions)
 def test_extended_form_parses_like_basic_form(prefix, timestamp, suffix, extension):
-    from_basic = parse_filename(unparse_filename(prefix, timestamp, suffix, extension))
+    from_basic = parse_filename(unparse_filename(prefix, timestamp, suffix=suffix, extension=extension))
     extended_name = "-".join(
         [prefix, extended(timestamp)] + ([suffix] if suffix is not None else [])
     ) + extension
@@ -148,10 +148,10 @@ def test_extended_form_parses_like_basic_form(prefix, timestamp, suffix, extensi
         unparse_filename,
         st.sampled_from(["db", "db-x"]),
         timestamps,
-        st.sampled_from([None, "a"]),
-        st.sampled_from([".log", ".log.gz"]),
+        suffix=st.sampled_from([None, "a"]),
+        extension=st.sampled_from([".log", ".log.gz"]),
     ),
-    st.builds(unparse_filename, prefixes, timestamps, suffixes, extensions),
+    st.builds(unparse_filename, prefixes, timestamps, suffix=suffixes, extension=extensions),
     st.text(max_size=30),
 ), max_size=20))
 def test_group_filenames(names):
@@ -170,7 +170,7 @@ def test_group_filenames(names):
 @given(templates, any_prefixes, timestamps, any_suffixes, extensions, hostnames)
 def test_format_never_raises_for_a_parsed_name(text, prefix, timestamp, suffix, extension, hostname):
     template = KeyTemplate.parse(text)
-    logfile = parse_filename(unparse_filename(prefix, timestamp, suffix, extension))
+    logfile = parse_filename(unparse_filename(prefix, timestamp, suffix=suffix, extension=extension))
     assume(logfile is not None)
     key = template.format(logfile, hostname=hostname)
     assert logfile.filename in key
@@ -247,7 +247,7 @@ def listings(draw):
     )
     stream_names = st.builds(
         lambda prefix, minutes, suffix, extension: unparse_filename(
-            prefix, now_minute + datetime.timedelta(minutes=minutes), suffix, extension),
+            prefix, now_minute + datetime.timedelta(minutes=minutes), suffix=suffix, extension=extension),
         st.sampled_from(["db", "flask-requests", "db-x"]),
         offsets,
         st.sampled_from([None, "a", "us-west-2"]),
