@@ -12,6 +12,7 @@ import select
 import signal
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 from logjam import fsutil
@@ -65,7 +66,7 @@ def install_signal_handlers(stop: Stop, *, once: bool) -> None:
     _signal_target = (stop, once)
     write_fd = _signal_relay()
 
-    def handle(received: int, frame) -> None:
+    def handle(received: int, frame: types.FrameType | None) -> None:
         os.write(write_fd, bytes([received]))  # no lock, nothing but a write
 
     for signum in (signal.SIGTERM, signal.SIGINT):
