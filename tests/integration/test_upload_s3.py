@@ -325,3 +325,52 @@ def test_another_hosts_upload_of_the_same_key_in_flight_is_left_alone(archive, b
     left = [item["UploadId"] for item in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
     assert left == [theirs]
     assert not [call for call in s3_proxy.calls() if call[0] in ("GET", "DELETE") and ".logjam-probe-" not in call[1]]
+
+
+def test_the_backend_uses_a_client_it_is_given(archive, bucket, s3_client, s3_server):
+    # The client seam (s3transfer's): an embedder's or a test's own boto3
+    # client, here one whose every request is counted by an event hook.
+    from logjam import fsutil
+    from logjam.backends.base import LocalFile, PutResult
+    from logjam.backends.s3 import S3Uploader
+    from logjam.backends.s3_options import S3Config
+    from logjam.codecs import codec_for_filename
+    from logjam.integrity import file_fingerprint
+
+    sent = []
+    s3_client.meta.events.register("before-send.s3", lambda request, **kwargs: sent.append(request.method))
+    uploader = S3Uploader(f"s3://{bucket}/{TEMPLATE}", S3Config(conditional_writes="off"), client=s3_client)
+    uploader.connect()
+    assert uploader.client is s3_client
+    assert uploader.destination() == ("s3", s3_server, bucket)  # where the given client sends requests
+    data = put_archived(archive, NAME, b"through the given client\n")
+    archive_fd = fsutil.open_dir(str(archive))
+    fd = os.open(archive / NAME, os.O_RDONLY)
+    try:
+        uploader.begin_pass(archive_fd)
+        local = LocalFile(fd=fd, name=NAME, fingerprint=file_fingerprint(fd, codec_for_filename(NAME)))
+        assert uploader.put(local, "db/2013/07/27/" + NAME, check_stop=lambda: None) is PutResult.STORED
+    finally:
+        os.close(fd)
+        os.close(archive_fd)
+    assert sent == ["PUT"]
+    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
+
+
+def test_the_backend_makes_its_client_from_a_session_it_is_given(bucket, s3_client, s3_server):
+    import boto3
+
+    from logjam.backends.s3 import S3Uploader
+    from logjam.backends.s3_options import S3Config
+
+    s3_client.put_object(Bucket=bucket, Key="k", Body=b"12345")
+    session = boto3.session.Session(aws_access_key_id="testing-key-id", aws_secret_access_key="testing-secret",
+                                    region_name="us-east-1")
+    sent = []
+    session.events.register("before-send.s3", lambda request, **kwargs: sent.append(request.method))
+    uploader = S3Uploader(f"s3://{bucket}/{TEMPLATE}", S3Config(endpoint_url=s3_server, retries=2), session=session)
+    uploader.connect()
+    assert uploader.client.meta.endpoint_url == s3_server
+    assert uploader.client.meta.config.retries["total_max_attempts"] == 2  # the config still applies
+    assert uploader.head("k").size == 5
+    assert sent == ["HEAD"]
