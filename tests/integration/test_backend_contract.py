@@ -15,17 +15,18 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from logjam import fsutil
 from logjam.backends import get_uploader
-from logjam.backends.base import LocalFile, PutResult, Uploader
+from logjam.backends.base import LocalFile, PutResult
 from logjam.cli import main_runner
 from logjam.codecs import codec_for_filename
 from logjam.errors import FileError
 from logjam.integrity import file_fingerprint
-from logjam.markers import LedgerEntry
+from logjam.markers import Confirmation, LedgerEntry
 from logjam.signals import Stop
 from logjam.upload import build_parser, make_job
 from tests.conftest import Store, make_store, tree
@@ -37,12 +38,17 @@ KEY = "db/2013/07/27/" + NAME
 DUPLICATE = "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"
 MULTIPART = ("--multipart-threshold", "5MiB")  # the file:// backend takes it and has nothing to split
 
+Upload = Callable[..., tuple[int, str]]
+MakeLocal = Callable[[str, bytes], LocalFile]
+
 
 @dataclass
 class Destination:
     """One backend under test: where its URIs point and how to look at what it holds."""
 
     name: str  # file, moto or s3rver
+    scheme: str
+    place: str  # the root or the bucket, as the ledger names it
     base: str  # the URI up to the template: file:///ROOT or s3://BUCKET
     root: Path | None = None  # file://
     store: Store | None = None  # S3
@@ -87,27 +93,29 @@ class Destination:
 
 
 @pytest.fixture(params=["file", "moto", "s3rver"])
-def destination(request, tmp_path, monkeypatch) -> Iterator[Destination]:
+def destination(request: pytest.FixtureRequest, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Destination]:
     if request.param == "file":
         root = tmp_path / "dest"
         root.mkdir()
-        yield Destination("file", f"file://{root}", root=root)
+        yield Destination("file", "file", str(root), f"file://{root}", root=root)
         return
     store = make_store(request, request.param)
     for name, value in store.env().items():
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
     with S3Proxy(store.endpoint).start() as proxy:
-        yield Destination(request.param, f"s3://{store.bucket}", store=store, proxy=proxy)
+        yield Destination(request.param, "s3", store.bucket, f"s3://{store.bucket}", store=store, proxy=proxy)
 
 
 @pytest.fixture
-def upload(destination, archive, capsys) -> Callable[..., tuple[int, str]]:
+def upload(destination: Destination, archive: Path, capsys: pytest.CaptureFixture[str]) -> Upload:
     """Runs logjam-upload --once in-process to the destination. Returns (status, stderr)."""
 
     def run(*extra: str, template: str = TEMPLATE) -> tuple[int, str]:
         argv = ["--once", *destination.argv(), *extra, str(archive), destination.uri(template)]
-        status = main_runner("logjam-upload", build_parser(), make_job, argv, stop=Stop())
+        make: Any = make_job  # an UploadJob is the runner's job
+        status = main_runner("logjam-upload", build_parser(), make, argv, stop=Stop())
         return status, capsys.readouterr().err
 
     return run
@@ -126,14 +134,14 @@ def big(archive: Path, name: str) -> bytes:
     return data
 
 
-def confirmation(archive: Path, name: str = NAME):
+def confirmation(archive: Path, name: str = NAME) -> Confirmation:
     [confirmed] = LedgerEntry.from_bytes(name, (archive / ".uploaded" / name).read_bytes()).confirmations
     return confirmed
 
 
 # -- through logjam-upload ---------------------------------------------------------
 
-def test_stores_each_file_at_its_key_and_records_it(destination, archive, upload):
+def test_stores_each_file_at_its_key_and_records_it(destination: Destination, archive: Path, upload: Upload) -> None:
     first = archived(archive, NAME, b"one\n")
     second = archived(archive, "web-20131231T2300Z-us-east-1.log.gz", b"two\n")
 
@@ -146,14 +154,14 @@ def test_stores_each_file_at_its_key_and_records_it(destination, archive, upload
     marker = confirmation(archive)
     assert marker.location == f"{destination.base}/{KEY}"
     assert marker.key == KEY
-    expected_place = str(destination.root) if destination.root else destination.store.bucket
-    assert (marker.destination.scheme, marker.destination.bucket) == (destination.base.split(":")[0], expected_place)
+    assert (marker.destination.scheme, marker.destination.bucket) == (destination.scheme, destination.place)
     assert marker.fingerprint.size == len(first)
     assert marker.fingerprint.log_sha256 == hashlib.sha256(b"one\n").hexdigest()
 
 
 @pytest.mark.parametrize("multipart", [False, True], ids=["put", "multipart"])
-def test_a_later_pass_sends_nothing_again(destination, archive, upload, multipart):
+def test_a_later_pass_sends_nothing_again(destination: Destination, archive: Path, upload: Upload,
+                                          multipart: bool) -> None:
     data = big(archive, NAME) if multipart else archived(archive, NAME, b"once\n")
     extra = MULTIPART if multipart else ()
     status, err = upload(*extra)
@@ -170,7 +178,7 @@ def test_a_later_pass_sends_nothing_again(destination, archive, upload, multipar
     assert destination.objects() == {}
 
 
-def test_a_pass_with_nothing_to_send_asks_nothing(destination, archive, upload):
+def test_a_pass_with_nothing_to_send_asks_nothing(destination: Destination, archive: Path, upload: Upload) -> None:
     status, err = upload()
     assert status == 0, err
     assert destination.requests() == []
@@ -178,7 +186,8 @@ def test_a_pass_with_nothing_to_send_asks_nothing(destination, archive, upload):
 
 
 @pytest.mark.parametrize("multipart", [False, True], ids=["put", "multipart"])
-def test_other_content_is_never_overwritten_and_ours_goes_beside_it(destination, archive, upload, multipart):
+def test_other_content_is_never_overwritten_and_ours_goes_beside_it(destination: Destination, archive: Path,
+                                                                    upload: Upload, multipart: bool) -> None:
     destination.plant(KEY, b"someone else's object")
     data = big(archive, NAME) if multipart else archived(archive, NAME, b"ours\n")
 
@@ -190,10 +199,11 @@ def test_other_content_is_never_overwritten_and_ours_goes_beside_it(destination,
     assert confirmation(archive).location == f"{destination.base}/{DUPLICATE}"
     if multipart and destination.name == "moto":  # s3rver cannot list multipart uploads
         store = destination.store
+        assert store is not None
         assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
 
 
-def test_identical_content_is_recorded_not_duplicated(destination, archive, upload):
+def test_identical_content_is_recorded_not_duplicated(destination: Destination, archive: Path, upload: Upload) -> None:
     # What a retry after a lost reply sees: the object is there, the ledger is not.
     data = archived(archive, NAME, b"same\n")
     destination.plant(KEY, data)
@@ -207,7 +217,7 @@ def test_identical_content_is_recorded_not_duplicated(destination, archive, uplo
     assert confirmation(archive).key == KEY
 
 
-def test_duplicates_are_numbered_in_order(destination, archive, upload):
+def test_duplicates_are_numbered_in_order(destination: Destination, archive: Path, upload: Upload) -> None:
     destination.plant(KEY, b"first other")
     destination.plant(DUPLICATE, b"second other")
     data = archived(archive, NAME, b"ours\n")
@@ -222,7 +232,7 @@ def test_duplicates_are_numbered_in_order(destination, archive, upload):
     }
 
 
-def test_empty_suffix_makes_no_double_slash(destination, archive, upload):
+def test_empty_suffix_makes_no_double_slash(destination: Destination, archive: Path, upload: Upload) -> None:
     data = archived(archive, NAME, b"x\n")
     suffixed = archived(archive, "db-20130727T1200Z-eu.log.gz", b"y\n")
 
@@ -237,7 +247,7 @@ def test_empty_suffix_makes_no_double_slash(destination, archive, upload):
 # -- the backend API, called directly ---------------------------------------------
 
 @pytest.fixture
-def backend(destination, archive) -> Iterator[Uploader]:
+def backend(destination: Destination, archive: Path) -> Iterator[Any]:
     """The registry's uploader for the destination, connected, in a pass."""
     args = build_parser().parse_args([*destination.argv(), str(archive), destination.uri()])
     uploader = get_uploader(args.uri, args)
@@ -252,9 +262,9 @@ def backend(destination, archive) -> Iterator[Uploader]:
 
 
 @pytest.fixture
-def local(archive) -> Iterator[Callable[[str, bytes], LocalFile]]:
+def local(archive: Path) -> Iterator[MakeLocal]:
     """local(name, data): an archived file opened and measured for put()."""
-    fds = []
+    fds: list[int] = []
 
     def make(name: str, data: bytes) -> LocalFile:
         (archive / name).write_bytes(data)
@@ -273,7 +283,7 @@ def never_stop() -> None:
     pass
 
 
-def test_put_head_get_and_list(destination, backend, local):
+def test_put_head_get_and_list(destination: Destination, backend: Any, local: MakeLocal) -> None:
     data = gzip.compress(b"stored\n", mtime=0)
     mine = local(NAME, data)
 
@@ -292,7 +302,8 @@ def test_put_head_get_and_list(destination, backend, local):
     assert destination.objects() == {KEY: data}
 
 
-def test_put_never_replaces_and_recognises_the_same_bytes(destination, backend, local):
+def test_put_never_replaces_and_recognises_the_same_bytes(destination: Destination, backend: Any,
+                                                           local: MakeLocal) -> None:
     data = gzip.compress(b"first\n", mtime=0)
     assert backend.put(local(NAME, data), KEY, check_stop=never_stop) is PutResult.STORED
     # The same bytes again (another name: a copy of the file): identical, nothing written.
@@ -304,7 +315,8 @@ def test_put_never_replaces_and_recognises_the_same_bytes(destination, backend, 
     assert destination.objects() == {KEY: data}
 
 
-def test_a_key_with_an_empty_segment_is_collapsed_or_refused(destination, backend, local):
+def test_a_key_with_an_empty_segment_is_collapsed_or_refused(destination: Destination, backend: Any,
+                                                              local: MakeLocal) -> None:
     # A directory tree has no empty segments ("db//x" is "db/x"): file://
     # stores such a key at the collapsed path; S3 would keep "db//x" apart
     # from "db/x", so it refuses the key (logjam's templates never make one).
