@@ -46,7 +46,7 @@ def _file_uploader(uri: str, args: argparse.Namespace, *, jobs: int, hostname: s
 
 
 UPLOADERS: dict[str, Backend] = {
-    "s3": Backend("s3", "S3 options (object options as the AWS CLI names them)", s3_options.OPTIONS, _s3_uploader,
+    "s3": Backend("s3", "S3 options (s3:// destinations, named as the AWS CLI names them)", s3_options.OPTIONS, _s3_uploader,
                   s3_options.check_args),
     "file": Backend("file", "file:// options", file.OPTIONS, _file_uploader, file.check_args),
 }
