@@ -28,9 +28,10 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import BinaryIO, Protocol, TypeVar
 
 from logjam import __version__, fsutil
+from logjam.backends import add_arguments as add_backend_arguments
 from logjam.backends import get_uploader
 from logjam.backends.base import Download
-from logjam.backends.file import FileUploader, _enter, _key_components, _remove_own_stale_temps
+from logjam.backends.file import _enter, _key_components, _remove_own_stale_temps
 from logjam.catalog import ArchivedKey, KeyMatcher, Query, listing_prefixes, parse_time
 from logjam.cli import ArgumentParser
 from logjam.codecs import CORRUPT_STREAM_ERRORS, Codec, codec_for_filename
@@ -63,6 +64,7 @@ class Archive(Protocol):
     """What logjam-cat needs of a destination (the uploaders provide it)."""
 
     template: str
+    collapses_empty_segments: bool
 
     def check_uri(self) -> None: ...
     def connect(self) -> None: ...
@@ -82,8 +84,7 @@ def find(archive: Archive, query: Query, *, matcher: KeyMatcher | None = None) -
     levels = functools.lru_cache(maxsize=None)(archive.list_levels)  # each level listed once, not per day
     found: dict[str, ArchivedKey] = {}
     # A directory tree has no empty segments: "web//2026/" is "web/2026/".
-    collapse = isinstance(archive, FileUploader)
-    for prefix in listing_prefixes(archive.template, query, levels, collapse=collapse):
+    for prefix in listing_prefixes(archive.template, query, levels, collapse=archive.collapses_empty_segments):
         for key, size in archive.list_keys(prefix):
             archived = matcher.match(key, size)
             if archived is not None and query.selects(archived):
@@ -325,12 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the matching files (hour, size, location) without downloading")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="downloads at once; the output keeps its order (default: %(default)s)")
-    parser.add_argument("--endpoint-url", default=None, metavar="URL",
-                        help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
-    parser.add_argument("--retries", type=int, default=5, metavar="N",
-                        help="attempts per S3 request, with backoff (default: %(default)s)")
-    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="standard",
-                        help="botocore's retry mode (default: %(default)s)")
+    add_backend_arguments(parser, only=("--endpoint-url", "--retries", "--retry-mode"))
+    parser.set_defaults(retry_mode="standard")  # reads: nothing to gain from adaptive's slowing down
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning", type=str.lower,
                         help="least severe messages to log to stderr (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -349,8 +346,6 @@ def make_query(args: argparse.Namespace, *, now: datetime.datetime, uses_hostnam
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     if args.list and args.output_dir:
         raise UsageError("--list and --output-dir do not go together (--list downloads nothing)")
-    if args.retries < 1:
-        raise UsageError(f"--retries {args.retries}: must be at least 1")
     return Query(since, until, tuple(args.prefix), tuple(suffix or None for suffix in args.suffix),
                  tuple(args.hostname))
 
@@ -358,7 +353,7 @@ def make_query(args: argparse.Namespace, *, now: datetime.datetime, uses_hostnam
 def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> int:
     """Does what args ask. Returns the exit status; raises LogjamError for
     what stops everything (a bad URI, an unreadable listing)."""
-    archive: Archive = get_uploader(args.uri, args)  # type: ignore[assignment]
+    archive: Archive = get_uploader(args.uri, args, jobs=args.jobs)  # type: ignore[assignment]
     KeyTemplate.parse(archive.template)
     archive.check_uri()
     matcher = KeyMatcher(archive.template)

@@ -19,6 +19,7 @@ from typing import Any
 
 from logjam import __version__, fsutil
 from logjam.archive import ARCHIVE_DIRNAME
+from logjam.backends import add_arguments as add_backend_arguments
 from logjam.backends import get_uploader
 from logjam.backends.base import Uploader
 from logjam.cli import ArgumentParser, main_runner
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="count as uploaded only what is confirmed at this destination, and check "
                              "each uploaded file kept locally there (one HEAD request each; credentials "
                              "as for logjam-upload); exit status 1 if one is missing or unconfirmed")
-    parser.add_argument("--endpoint-url", default=None, metavar="URL", help="an S3-compatible endpoint, with --check")
+    add_backend_arguments(parser, only=("--endpoint-url",))  # for --check
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # What the shared runner (cli.main_runner) reads of the other commands'
     # options: one pass, warnings only on stderr (the report is on stdout).

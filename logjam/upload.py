@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from logjam import fleet, fsutil
+from logjam.backends import add_arguments as add_backend_arguments
 from logjam.backends import get_uploader
 from logjam.backends.base import LocalFile, PutResult, Uploader
 from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner, without_credentials
@@ -30,7 +31,6 @@ from logjam.integrity import file_fingerprint
 from logjam.ledger import LEDGER_DIRNAME, Ledger, Standing
 from logjam.logs import fields
 from logjam.markers import Confirmation, Destination
-from logjam.options import CANNED_ACLS, STORAGE_CLASSES, parse_bandwidth, parse_tag, parse_threshold
 from logjam.parse import LogFile
 from logjam.passes import PassContext, PassSettings, check_directory, run_pass
 from logjam.progress import progress
@@ -306,15 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("archive_dir", metavar="ARCHIVE_DIR", help="the archive/ directory logjam-compress fills")
     parser.add_argument("uri", metavar="URI", help="destination: s3://BUCKET/TEMPLATE or file:///PATH/TEMPLATE")
-    parser.add_argument("--endpoint-url", default=None, metavar="URL",
-                        help="an S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
     parser.add_argument("--hostname", type=fleet.hostname_value, default=None, metavar="NAME",
                         help=fleet.HOSTNAME_HELP)
-    parser.add_argument("--retries", type=int, default=5, metavar="N",
-                        help="attempts per S3 request, with backoff (default: %(default)s)")
-    parser.add_argument("--retry-mode", choices=("standard", "adaptive"), default="adaptive",
-                        help="botocore's retry mode; adaptive also slows the whole process down after "
-                             "503 SlowDown or 429 (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=4, metavar="N",
                         help="files uploaded at once, over one connection pool (default: %(default)s)")
     # nargs="?" for the usage line only: main() has already joined
@@ -322,27 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify", nargs="?", const="head", choices=("head", "full"), default=None,
                         help="check the recorded uploads instead of uploading: sizes and checksums "
                              "by HEAD (head, the default), or download everything (full); implies --once")
-    s3 = parser.add_argument_group("S3 object options (as the AWS CLI names them)")
-    s3.add_argument("--storage-class", default=None, choices=STORAGE_CLASSES, metavar="CLASS",
-                    help="e.g. STANDARD_IA, GLACIER_IR, INTELLIGENT_TIERING (default: the bucket's)")
-    s3.add_argument("--sse", default=None, choices=("AES256", "aws:kms", "aws:kms:dsse"),
-                    help="server-side encryption")
-    s3.add_argument("--sse-kms-key-id", default=None, metavar="KEY_ID", help="the KMS key, with --sse aws:kms")
-    s3.add_argument("--acl", default=None, choices=CANNED_ACLS, metavar="ACL",
-                    help="a canned ACL, e.g. bucket-owner-full-control for a bucket in another account")
-    s3.add_argument("--tag", action="append", type=parse_tag, default=None, metavar="KEY=VALUE",
-                    help="an object tag (repeatable)")
-    s3.add_argument("--conditional-writes", choices=("auto", "require", "off"), default="auto",
-                    help="whether the store honours If-None-Match (never overwrite): auto probes it once per "
-                         "bucket, and checks each key with HEAD first where it does not; require refuses such a "
-                         "store; off trusts it without probing (default: %(default)s)")
-    parser.add_argument("--max-bandwidth", type=parse_bandwidth, default=None, metavar="BYTES_PER_SECOND",
-                        help="keep all uploads together under this rate, e.g. 1000000 or 5MiB (thin links)")
     parser.add_argument("--delete-uploaded-after", type=parse_duration, default=None, metavar="DURATION",
                         help="delete archived files whose upload is recorded (and confirmed by a HEAD) once "
                              "their log hour is older than this, e.g. 36h, 7d, 2w")
-    parser.add_argument("--multipart-threshold", type=parse_threshold, default=None, metavar="BYTES",
-                        help="S3: files of this size or more go multipart, 5MiB to 5GiB (default: 64MiB)")
+    add_backend_arguments(parser)  # --max-bandwidth, then each backend's (S3: --endpoint-url, --retries, ...)
     add_common_arguments(parser)
     return parser
 
@@ -352,19 +328,11 @@ def make_job(args: argparse.Namespace) -> UploadJob | VerifyJob:
     if not args.uri.strip():
         raise UsageError("the destination URI is empty: give it as the second argument "
                          "(the contrib/ files take it from LOGJAM_URI in /etc/default/logjam)")
-    uploader = get_uploader(args.uri, args)
+    uploader = get_uploader(args.uri, args, jobs=args.jobs, hostname=args.hostname)
     template = KeyTemplate.parse(uploader.template)
     uploader.check_uri()
     settings = PassSettings.from_args(args)
     check_archive_dir(args.archive_dir, settings)
-    if args.retries < 1:
-        raise UsageError(f"--retries {args.retries}: must be at least 1 (one attempt, no retry)")
-    if args.sse_kms_key_id and args.sse not in ("aws:kms", "aws:kms:dsse"):
-        raise UsageError("--sse-kms-key-id needs --sse aws:kms")
-    s3_only = [flag for flag, value in (("--storage-class", args.storage_class), ("--sse", args.sse),
-                                         ("--acl", args.acl), ("--tag", args.tag)) if value]
-    if s3_only and getattr(uploader, "scheme", None) != "s3":
-        raise UsageError(f"{', '.join(s3_only)}: for s3:// destinations only")
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     if args.verify and args.dry_run:

@@ -15,17 +15,19 @@ CONFLICT into a try at the next duplicate key.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import enum
 import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from logjam.integrity import Fingerprint
+from logjam.sizes import parse_bandwidth
 
 
 class PutResult(enum.Enum):
@@ -57,6 +59,9 @@ class Uploader(Protocol):
     """What every backend provides. The constructor checks the URI (UsageError)."""
 
     template: str  # the key template part of the URI
+    # Whether keys with an empty segment ("web//2026/x") land where the key
+    # without it does (a directory tree), as logjam-cat must know to list them.
+    collapses_empty_segments: bool
 
     def check_uri(self) -> None:
         """Checks what can be checked without a request (UsageError)."""
@@ -88,6 +93,35 @@ class Uploader(Protocol):
 
     def open_object(self, key: str) -> BinaryIO:
         """A stream of the object's bytes (for --verify=full)."""
+
+
+class Option:
+    """One command-line option of a backend: add_argument's arguments as
+    data, so a command can take some of a backend's options and still get
+    every one's default. only_here: an error with any other backend."""
+
+    def __init__(self, flag: str, *, only_here: bool = False, **settings: Any) -> None:
+        self.flag = flag
+        self.only_here = only_here
+        self.settings = settings
+        self.dest: str = settings.get("dest") or flag.removeprefix("--").replace("-", "_")
+
+
+def add_options(group: argparse._ActionsContainer, options: Iterable[Option], *,
+                only: Collection[str] | None = None) -> None:
+    """Adds options to an argparse parser or group; with only (flags), just
+    those. The others still get their defaults in the parsed namespace, so a
+    backend's from_args finds every option whichever command parsed them."""
+    for option in options:
+        if only is None or option.flag in only:
+            group.add_argument(option.flag, **option.settings)
+        else:
+            group.set_defaults(**{option.dest: option.settings.get("default")})
+
+
+def given_flags(args: argparse.Namespace, options: Iterable[Option]) -> list[str]:
+    """Takes parsed arguments. Returns the only_here flags of options given in them."""
+    return [option.flag for option in options if option.only_here and vars(args)[option.dest]]
 
 
 class KeyClaims:
@@ -189,6 +223,12 @@ class Throttle:
 
 UNTHROTTLED = Throttle(None)
 
+# Options every backend takes (the file:// backend has no others).
+SHARED_OPTIONS = (
+    Option("--max-bandwidth", type=parse_bandwidth, default=None, metavar="BYTES_PER_SECOND",
+           help="keep all uploads together under this rate, e.g. 1000000 or 5MiB (thin links)"),
+)
+
 
 def reader(local: LocalFile, check_stop: Callable[[], None], throttle: Throttle = UNTHROTTLED) -> io.RawIOBase:
     """A seekable file object over local.fd that stops mid-body on a stop request."""
@@ -233,7 +273,7 @@ class OffsetReader(io.RawIOBase):
         self._offset = base + offset
         return self._offset
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         self._before_read()
         data = self._read_at(self._offset, len(buffer))
         buffer[: len(data)] = data

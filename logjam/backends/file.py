@@ -9,12 +9,31 @@ import os
 import stat
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from logjam import fsutil
-from logjam.backends.base import Download, KeyClaims, LocalFile, PutResult, RemoteObject, Throttle
+from logjam.backends.base import Download, KeyClaims, LocalFile, Option, PutResult, RemoteObject, Throttle
 from logjam.errors import FileError, UsageError
 from logjam.integrity import file_fingerprint
+
+OPTIONS: tuple[Option, ...] = ()  # none of its own: it takes the shared ones (base.SHARED_OPTIONS)
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """What FileUploader is told, apart from the URI."""
+
+    max_bandwidth: int | None = None  # bytes per second, all copies together
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Nothing to check beyond what argparse does."""
+
+
+def from_args(args: argparse.Namespace) -> FileConfig:
+    """Takes arguments parsed with the registry's add_arguments. Returns the FileConfig."""
+    return FileConfig(max_bandwidth=args.max_bandwidth)
 
 
 class FileUploader:
@@ -27,8 +46,9 @@ class FileUploader:
     """
 
     scheme = "file"
+    collapses_empty_segments = True  # a directory tree has no empty segments: "web//2026/" is "web/2026/"
 
-    def __init__(self, uri: str, options: argparse.Namespace | None = None) -> None:
+    def __init__(self, uri: str, config: FileConfig = FileConfig()) -> None:
         parsed = urllib.parse.urlsplit(uri)
         if parsed.netloc not in ("", "localhost"):
             raise UsageError(f"{uri}: file:// URIs name a local path (file:///path/...)")
@@ -38,7 +58,7 @@ class FileUploader:
             raise UsageError(f"{uri}: the path needs a key template, e.g. file:///mnt/logs/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
         root = head.rsplit("/", 1)[0] or "/"
         self.uri = uri
-        self.throttle = Throttle(getattr(options, "max_bandwidth", None))
+        self.throttle = Throttle(config.max_bandwidth)
         self.root = root
         self.template = path[len(root):].lstrip("/")
         self.claims = KeyClaims()

@@ -14,7 +14,6 @@ writer of the same key between the HEAD and the write.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import hashlib
@@ -34,13 +33,8 @@ import botocore.exceptions
 from logjam import fsutil
 from logjam.backends.base import Download, KeyClaims, LocalFile, PutResult, RemoteObject, Throttle, reader
 from logjam.backends.s3_errors import CREDENTIAL_ERRORS, MISSING_ERRORS, RACE_ERRORS, KeyTaken, error_code, is_taken
-from logjam.backends.s3_multipart import (
-    MULTIPART_THRESHOLD,
-    PART_WORKERS,
-    PART_WORKERS_ALONE,
-    MultipartUploads,
-    b64,
-)
+from logjam.backends.s3_multipart import PART_WORKERS, PART_WORKERS_ALONE, MultipartUploads, b64
+from logjam.backends.s3_options import S3Config
 from logjam.backends.s3_probe import ConditionalWriteProbe
 from logjam.backends.s3_state import S3State
 from logjam.errors import FileError, PassError, UsageError
@@ -50,42 +44,29 @@ from logjam.template import MAX_KEY_BYTES, KeyTemplate, key_problem
 log = logging.getLogger("logjam.upload")
 
 
-def object_options(options: argparse.Namespace | None) -> dict:
-    """The S3 arguments chosen on the command line: storage class, encryption,
-    ACL and tags, as the AWS CLI names them."""
-    args: dict = {}
-    if getattr(options, "storage_class", None):
-        args["StorageClass"] = options.storage_class
-    if getattr(options, "sse", None):
-        args["ServerSideEncryption"] = options.sse
-    if getattr(options, "sse_kms_key_id", None):
-        args["SSEKMSKeyId"] = options.sse_kms_key_id
-    if getattr(options, "acl", None):
-        args["ACL"] = options.acl
-    if getattr(options, "tag", None):
-        args["Tagging"] = urllib.parse.urlencode(options.tag)
-    return args
-
-
 class S3Uploader(MultipartUploads, ConditionalWriteProbe):
-    """s3://BUCKET/TEMPLATE."""
+    """s3://BUCKET/TEMPLATE, with the settings in config.
+
+    client: a boto3 S3 client to use instead of making one (its own
+    endpoint, retries and credentials then apply, not config's); session: a
+    boto3 Session to make the client from (credentials, profile, region).
+    """
 
     scheme = "s3"
+    collapses_empty_segments = False
 
-    def __init__(self, uri: str, options: argparse.Namespace | None = None) -> None:
+    def __init__(self, uri: str, config: S3Config = S3Config(), *, client: Any = None,
+                 session: boto3.session.Session | None = None) -> None:
         parsed = urllib.parse.urlsplit(uri)
         if not parsed.netloc:
             raise UsageError(f"{uri}: no bucket (expected s3://BUCKET/TEMPLATE)")
         self.bucket = parsed.netloc
         self.template = urllib.parse.unquote(parsed.path).lstrip("/")
-        self.endpoint_url = getattr(options, "endpoint_url", None)
-        self.retries = getattr(options, "retries", None) or 5
-        # adaptive: one token bucket per client, so a SlowDown slows every
-        # --jobs thread (measured against standard in bench/fleet.py).
-        self.retry_mode = getattr(options, "retry_mode", None) or "adaptive"
-        self.jobs = getattr(options, "jobs", None) or 1
-        self.multipart_threshold = getattr(options, "multipart_threshold", None) or MULTIPART_THRESHOLD
-        self.client: Any = None  # a botocore S3 client (untyped), made by connect()
+        self.config = config
+        self.endpoint_url = config.endpoint_url
+        self.multipart_threshold = config.multipart_threshold
+        self.client: Any = client  # a botocore S3 client (untyped); connect() makes one if not given
+        self._session = session
         self._warned_delimiter = False  # said once: the store does not group keys by delimiter
         # PART_WORKERS part buffers for the whole process, allocated once and
         # reused: fresh bytes per part let glibc's per-thread arenas
@@ -94,10 +75,10 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
         self._part_buffer_count = 0
         self._part_buffer_lock = threading.Lock()
         self._multipart_in_flight = 0
-        self.throttle = Throttle(getattr(options, "max_bandwidth", None))
-        self.extra_args = object_options(options)
-        self.conditional_writes = getattr(options, "conditional_writes", None) or "auto"
-        self.hostname = getattr(options, "hostname", None) or socket.gethostname()
+        self.throttle = Throttle(config.max_bandwidth)
+        self.extra_args = config.object_args()
+        self.conditional_writes = config.conditional_writes
+        self.hostname = config.hostname or socket.gethostname()
         # Set by begin_pass (the state file, what the store honours).
         self.state: S3State | None = None
         self.honours_put = self.honours_complete = True
@@ -119,7 +100,10 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
 
     def destination(self) -> tuple[str, str | None, str]:
         # The endpoint as botocore will choose it; None is AWS (any region).
-        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if self.client is not None and not self.endpoint_url:
+            endpoint = self.client.meta.endpoint_url  # a client given: where it sends requests
+        else:
+            endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         return "s3", endpoint or None, self.bucket
 
     def check_destination(self) -> None:
@@ -138,13 +122,14 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
         if self.client is not None:
             return
         config = botocore.config.Config(
-            retries={"mode": self.retry_mode, "total_max_attempts": self.retries},
+            retries={"mode": self.config.retry_mode, "total_max_attempts": self.config.retries},
             connect_timeout=10,
-            max_pool_connections=max(10, PART_WORKERS_ALONE, self.jobs * PART_WORKERS),
+            max_pool_connections=max(10, PART_WORKERS_ALONE, self.config.jobs * PART_WORKERS),
             read_timeout=120,
         )
         try:
-            self.client = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
+            session = self._session or boto3.session.Session()
+            self.client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
         except (botocore.exceptions.BotoCoreError, ValueError) as error:
             raise UsageError(f"cannot set up S3 client: {error}") from None
 
@@ -242,9 +227,10 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
 
     def open_object(self, key: str) -> BinaryIO:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            body: BinaryIO = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise self._wrap(error, key, failed_to="read") from None
+        return body
 
     # -- reading back (logjam-cat) ------------------------------------------
 
@@ -292,7 +278,7 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
         return Download(response["Body"], response["ContentLength"], response.get("Metadata", {}),
                         sha256=sha256, md5=md5)
 
-    def _object_args(self, local: LocalFile) -> dict:
+    def _object_args(self, local: LocalFile) -> dict[str, Any]:
         return {
             "ContentType": local.content_type,
             "Metadata": local.fingerprint.metadata(),
@@ -346,7 +332,7 @@ class S3Uploader(MultipartUploads, ConditionalWriteProbe):
         return FileError(f"failed to {failed_to} {destination}: {error}")
 
 
-def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
+def _same_by_checksum(head: dict[str, Any], local: LocalFile) -> bool | None:
     """Takes a HEAD response of an object of the right size. Returns whether it
     holds local's bytes, or None when nothing in it tells. The rule is
     proof.judge's: any evidence that contradicts (an MD5 ETag against the
@@ -363,7 +349,7 @@ def _same_by_checksum(head: dict, local: LocalFile) -> bool | None:
     return None if verdict.proof is Proof.UNCONFIRMED else verdict.confirmed
 
 
-def _digests(response: dict) -> tuple[str | None, str | None]:
+def _digests(response: dict[str, Any]) -> tuple[str | None, str | None]:
     """Takes a HEAD or GET response. Returns (sha256, md5) in hex where it
     states them for the whole object: a full-object ChecksumSHA256, an ETag
     that is the MD5 of the bytes (not multipart, not SSE-KMS or SSE-C).

@@ -25,9 +25,6 @@ from logjam.errors import FileError
 log = logging.getLogger("logjam.upload")
 
 
-MULTIPART_THRESHOLD = 64 * 1024 * 1024  # one PUT below this: the fewest requests
-
-
 PART_SIZE = 8 * 1024 * 1024  # memory held per part in flight (as the AWS CLI)
 
 
@@ -93,7 +90,7 @@ class MultipartUploads:
         def describe(self, key: str) -> str: ...
         def _store_id(self) -> str: ...
         def _exists(self, key: str) -> bool: ...
-        def _object_args(self, local: LocalFile) -> dict: ...
+        def _object_args(self, local: LocalFile) -> dict[str, Any]: ...
 
 
     def _put_multipart(self, local: LocalFile, key: str, check_stop: Callable[[], None]) -> None:
@@ -103,7 +100,7 @@ class MultipartUploads:
         try:
             part_size = part_size_for(local.size, part_size=min(PART_SIZE, self.multipart_threshold))
 
-            def upload_part(number: int) -> dict:
+            def upload_part(number: int) -> dict[str, Any]:
                 # One pool of part slots for all files at once: memory stays at
                 # PART_WORKERS parts however many --jobs run.
                 with self._part_buffer(part_size) as buffer:
@@ -140,7 +137,7 @@ class MultipartUploads:
             raise
         self._forget_upload(token)
 
-    def _create_upload(self, key: str, **args) -> tuple[str | None, str]:
+    def _create_upload(self, key: str, **args: Any) -> tuple[str | None, str]:
         """CreateMultipartUpload, journalled: the entry is made durable before
         the request and gets the upload id before the first part, so a killed
         pass's upload is aborted by the next pass (and nobody else's is).

@@ -42,14 +42,14 @@ class ConditionalWriteProbe:
         state: S3State | None
         template: str
         hostname: str
-        extra_args: dict
+        extra_args: dict[str, str]
         conditional_writes: str
         honours_put: bool
         honours_complete: bool
         _warned_off: bool
 
         def describe(self, key: str) -> str: ...
-        def _create_upload(self, key: str, **args) -> tuple[str | None, str]: ...
+        def _create_upload(self, key: str, **args: Any) -> tuple[str | None, str]: ...
         def _abort(self, key: str, upload_id: str, token: str | None, *, reason: str | None = None) -> None: ...
         def _forget_upload(self, token: str | None) -> None: ...
 

@@ -86,3 +86,29 @@ def test_max_bandwidth_keeps_uploads_under_the_rate(archive, tmp_path):
     # 300,000 bytes at 150,000 B/s, all jobs together: at least about 2 s
     # (the first chunk goes at once, so allow for it).
     assert elapsed >= (300_000 - 100_000) / 150_000
+
+
+def test_from_args_builds_the_config_every_command_shares():
+    from logjam import cat, status
+    from logjam import upload as upload_command
+    from logjam.backends.s3_options import S3Config, from_args
+
+    args = upload_command.build_parser().parse_args([
+        "--endpoint-url", "http://store", "--retries", "3", "--storage-class", "GLACIER_IR", "--sse", "aws:kms",
+        "--sse-kms-key-id", "alias/k", "--tag", "a=b", "--conditional-writes", "off", "--max-bandwidth", "1MiB",
+        "--multipart-threshold", "8MiB", "ARCHIVE", "s3://b/" + TEMPLATE])
+    config = from_args(args, jobs=2, hostname="h")
+    assert config == S3Config(endpoint_url="http://store", retries=3, retry_mode="adaptive", jobs=2,
+                              multipart_threshold=8 << 20, max_bandwidth=1 << 20, storage_class="GLACIER_IR",
+                              sse="aws:kms", sse_kms_key_id="alias/k", tags=(("a", "b"),),
+                              conditional_writes="off", hostname="h")
+    assert config.object_args() == {"StorageClass": "GLACIER_IR", "ServerSideEncryption": "aws:kms",
+                                    "SSEKMSKeyId": "alias/k", "Tagging": "a=b"}
+    # logjam-cat takes three of the options (its own default retry mode); the
+    # others are not on its command line, yet their defaults reach the config.
+    cat_args = cat.build_parser().parse_args(["s3://b/" + TEMPLATE, "--since", "1d", "--retries", "2"])
+    assert from_args(cat_args) == S3Config(retries=2, retry_mode="standard")
+    with pytest.raises(SystemExit):
+        cat.build_parser().parse_args(["s3://b/" + TEMPLATE, "--since", "1d", "--storage-class", "STANDARD"])
+    status_args = status.build_parser().parse_args(["--check", "s3://b/" + TEMPLATE, "--endpoint-url", "http://s", "d"])
+    assert from_args(status_args) == S3Config(endpoint_url="http://s")

@@ -100,34 +100,6 @@ def test_probe_learns_what_the_store_does_and_remembers_it(s3_store, archive, up
     assert "probed" not in err
 
 
-def test_planted_object_is_never_overwritten(s3_store, archive, upload):
-    s3_store.client.put_object(Bucket=s3_store.bucket, Key=KEY, Body=b"someone else's object")
-    data = archived(archive, NAME, b"ours\n")
-
-    status, err = upload()
-
-    assert status == 0, err
-    objects = s3_store.objects()
-    assert objects[KEY] == b"someone else's object"
-    assert objects[DUPLICATE] == data
-    assert "holds other content" in err
-    marker = (archive / ".uploaded" / NAME).read_text()
-    assert f"s3://{s3_store.bucket}/{DUPLICATE}" in marker
-
-
-def test_planted_object_is_never_overwritten_by_multipart(s3_store, archive, upload):
-    s3_store.client.put_object(Bucket=s3_store.bucket, Key=KEY, Body=b"other")
-    data = os.urandom(6 * 1024 * 1024)
-    (archive / NAME).write_bytes(data)
-
-    status, err = upload(*MULTIPART)
-
-    assert status == 0, err
-    objects = s3_store.objects()
-    assert objects[KEY] == b"other"
-    assert objects[DUPLICATE] == data
-
-
 def test_object_written_during_a_multipart_upload_is_not_replaced(s3_store, archive, upload, proxy):
     # Another writer stores the key after logjam's first HEAD, while the
     # parts go up: the HEAD right before Complete (or If-None-Match) sees it.
@@ -153,46 +125,6 @@ def test_object_written_during_a_multipart_upload_is_not_replaced(s3_store, arch
     objects = s3_store.objects()
     assert objects[key] == b"planted mid-upload"
     assert objects["db/2013/07/27/db-20130727T1300Z-logjam-upload-duplicate-01.log.gz"] == other
-
-
-def test_identical_object_is_recorded_not_duplicated(s3_store, archive, upload):
-    data = archived(archive, NAME, b"same\n")
-    s3_store.client.put_object(Bucket=s3_store.bucket, Key=KEY, Body=data)
-
-    status, err = upload()
-
-    assert status == 0, err
-    assert s3_store.objects() == {KEY: data}
-    assert "found already uploaded" in err
-
-
-def test_duplicates_are_numbered_in_order(s3_store, archive, upload):
-    s3_store.client.put_object(Bucket=s3_store.bucket, Key=KEY, Body=b"first other")
-    s3_store.client.put_object(Bucket=s3_store.bucket, Key=DUPLICATE, Body=b"second other")
-    data = archived(archive, NAME, b"ours\n")
-
-    status, err = upload()
-
-    assert status == 0, err
-    objects = s3_store.objects()
-    assert (objects[KEY], objects[DUPLICATE]) == (b"first other", b"second other")
-    assert objects["db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-02.log.gz"] == data
-
-
-@pytest.mark.parametrize("multipart", [False, True], ids=["put", "multipart"])
-def test_no_second_upload_on_a_later_pass(s3_store, archive, upload, multipart, proxy):
-    data = os.urandom(6 * 1024 * 1024) if multipart else gzip.compress(b"once\n", mtime=0)
-    (archive / NAME).write_bytes(data)
-    extra = MULTIPART if multipart else ()
-    status, err = upload(*extra)
-    assert status == 0, err
-    assert s3_store.objects() == {KEY: data}
-
-    proxy.clear()
-    status, err = upload(*extra)
-    assert status == 0, err
-    assert proxy.calls() == []
-    assert s3_store.objects() == {KEY: data}
 
 
 def test_multipart_upload_arrives_intact_without_listing_uploads(s3_store, archive, upload, proxy):
@@ -360,16 +292,6 @@ def test_probe_object_goes_under_the_templates_fixed_leading_text(s3_store, arch
     prefix = f"/{s3_store.bucket}/logs/{socket.gethostname()}/.logjam-probe-"
     assert paths and all(path.startswith(prefix) for path in paths), paths
     assert probe_objects(s3_store.objects()) == []
-
-
-def test_empty_suffix_makes_no_double_slash(s3_store, archive, upload):
-    data = archived(archive, NAME, b"x\n")
-    suffixed = archived(archive, "db-20130727T1200Z-eu.log.gz", b"y\n")
-    status, err = upload(template="{prefix}/{suffix}/{year}/{month}/{day}/{filename}")
-    assert status == 0, err
-    assert s3_store.objects() == {KEY: data, "db/eu/2013/07/27/db-20130727T1200Z-eu.log.gz": suffixed}
-    [confirmation] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
-    assert confirmation.key == KEY
 
 
 def test_probe_denied_is_one_warning_and_uploads_go_on_with_head_first(s3_store, archive, upload, proxy):

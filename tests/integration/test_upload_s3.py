@@ -10,7 +10,6 @@ import os
 
 import pytest
 
-from logjam.markers import LedgerEntry
 from tests.conftest import clean_env, run
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
@@ -37,17 +36,15 @@ def keys(s3_client, bucket) -> dict[str, bytes]:
     return {item["Key"]: s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
 
 
-def test_uploads_to_date_partitioned_keys_with_one_put_each(archive, bucket, s3_proxy, s3_client):
-    first = put_archived(archive, NAME, b"one\n")
-    second = put_archived(archive, "web-20131231T2300Z-us-east-1.log.gz", b"two\n")
+def test_uploads_to_date_partitioned_keys_with_one_put_each(archive, bucket, s3_proxy):
+    # The keys, the ledger and the log line: test_backend_contract.py
+    # (test_stores_each_file_at_its_key_and_records_it); here, the requests.
+    put_archived(archive, NAME, b"one\n")
+    put_archived(archive, "web-20131231T2300Z-us-east-1.log.gz", b"two\n")
 
     result = upload(archive, bucket, s3_proxy)
 
     assert result.returncode == 0, result.stderr
-    assert keys(s3_client, bucket) == {
-        "db/2013/07/27/" + NAME: first,
-        "web/2013/12/31/web-20131231T2300Z-us-east-1.log.gz": second,
-    }
     assert sorted(without_probe(s3_proxy.calls())) == [
         ("PUT", f"/{bucket}/db/2013/07/27/{NAME}"),
         ("PUT", f"/{bucket}/web/2013/12/31/web-20131231T2300Z-us-east-1.log.gz"),
@@ -55,8 +52,6 @@ def test_uploads_to_date_partitioned_keys_with_one_put_each(archive, bucket, s3_
     put = [request for request in s3_proxy.requests if NAME in request.path][0]
     assert put.headers.get("If-None-Match") == "*"
     assert "x-amz-checksum-sha256" in {key.lower() for key in put.headers}
-    assert sorted(os.listdir(archive / ".uploaded")) == sorted([NAME, "web-20131231T2300Z-us-east-1.log.gz"])
-    assert f"uploaded {archive}/{NAME} -> s3://{bucket}/db/2013/07/27/{NAME}" in result.stderr
 
 
 def test_object_is_stored_as_the_file_it_is(archive, bucket, s3_proxy, s3_client):
@@ -71,50 +66,10 @@ def test_object_is_stored_as_the_file_it_is(archive, bucket, s3_proxy, s3_client
     assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def test_second_pass_makes_no_request(archive, bucket, s3_proxy):
-    put_archived(archive, NAME, b"once\n")
-    assert upload(archive, bucket, s3_proxy).returncode == 0
-    s3_proxy.clear()
-
-    result = upload(archive, bucket, s3_proxy)
-
-    assert result.returncode == 0, result.stderr
-    assert s3_proxy.calls() == []
-
-
 def test_pass_with_nothing_to_send_makes_no_request_even_with_a_missing_bucket(archive, s3_proxy):
     result = upload(archive, "no-such-bucket-anywhere", s3_proxy)
     assert result.returncode == 0, result.stderr
     assert s3_proxy.calls() == []
-
-
-def test_identical_object_already_there_is_recorded_not_duplicated(archive, bucket, s3_proxy, s3_client):
-    # What a retry after a lost reply sees: the object is there, the ledger is not.
-    data = put_archived(archive, NAME, b"same\n")
-    s3_client.put_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, Body=data)
-
-    result = upload(archive, bucket, s3_proxy)
-
-    assert result.returncode == 0, result.stderr
-    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
-    assert os.listdir(archive / ".uploaded") == [NAME]
-    assert "found already uploaded" in result.stderr
-
-
-def test_other_content_at_the_key_is_left_untouched(archive, bucket, s3_proxy, s3_client):
-    s3_client.put_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, Body=b"someone else's object")
-    data = put_archived(archive, NAME, b"ours\n")
-
-    result = upload(archive, bucket, s3_proxy)
-
-    assert result.returncode == 0, result.stderr
-    assert keys(s3_client, bucket) == {
-        "db/2013/07/27/" + NAME: b"someone else's object",
-        "db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz": data,
-    }
-    assert "holds other content" in result.stderr
-    [marker] = LedgerEntry.from_bytes(NAME, (archive / ".uploaded" / NAME).read_bytes()).confirmations
-    assert marker.location == f"s3://{bucket}/db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"
 
 
 def test_template_with_every_field(archive, bucket, s3_proxy, s3_client):
@@ -182,14 +137,6 @@ def test_unreachable_endpoint_is_one_line_and_exit_1(archive, unused_port):
     assert not (archive / ".uploaded").exists()
 
 
-def test_endpoint_from_environment(archive, bucket, s3_proxy, s3_client):
-    data = put_archived(archive, NAME, b"env\n")
-    result = run("logjam-upload", "--once", archive, f"s3://{bucket}/{TEMPLATE}",
-                 env=clean_env(AWS_ENDPOINT_URL=s3_proxy.url))
-    assert result.returncode == 0, result.stderr
-    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
-
-
 def test_large_file_goes_multipart_and_arrives_intact(archive, bucket, s3_proxy, s3_client):
     data = os.urandom(12 * 1024 * 1024 + 123)
     (archive / NAME).write_bytes(data)
@@ -202,20 +149,6 @@ def test_large_file_goes_multipart_and_arrives_intact(archive, bucket, s3_proxy,
     # create, 3 parts, complete: no list of unfinished uploads (the journal in
     # the archive directory knows which uploads a killed pass left)
     assert [method for method, _ in calls] == ["POST", "PUT", "PUT", "PUT", "POST"]
-    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-
-
-def test_multipart_onto_other_content_goes_beside_it(archive, bucket, s3_proxy, s3_client):
-    s3_client.put_object(Bucket=bucket, Key="db/2013/07/27/" + NAME, Body=b"other")
-    data = os.urandom(6 * 1024 * 1024)
-    (archive / NAME).write_bytes(data)
-
-    result = upload(archive, bucket, s3_proxy, "--multipart-threshold", "5MiB")
-
-    assert result.returncode == 0, result.stderr
-    stored = keys(s3_client, bucket)
-    assert stored["db/2013/07/27/" + NAME] == b"other"
-    assert stored["db/2013/07/27/db-20130727T1200Z-logjam-upload-duplicate-01.log.gz"] == data
     assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
@@ -325,3 +258,52 @@ def test_another_hosts_upload_of_the_same_key_in_flight_is_left_alone(archive, b
     left = [item["UploadId"] for item in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
     assert left == [theirs]
     assert not [call for call in s3_proxy.calls() if call[0] in ("GET", "DELETE") and ".logjam-probe-" not in call[1]]
+
+
+def test_the_backend_uses_a_client_it_is_given(archive, bucket, s3_client, s3_server):
+    # The client seam (s3transfer's): an embedder's or a test's own boto3
+    # client, here one whose every request is counted by an event hook.
+    from logjam import fsutil
+    from logjam.backends.base import LocalFile, PutResult
+    from logjam.backends.s3 import S3Uploader
+    from logjam.backends.s3_options import S3Config
+    from logjam.codecs import codec_for_filename
+    from logjam.integrity import file_fingerprint
+
+    sent = []
+    s3_client.meta.events.register("before-send.s3", lambda request, **kwargs: sent.append(request.method))
+    uploader = S3Uploader(f"s3://{bucket}/{TEMPLATE}", S3Config(conditional_writes="off"), client=s3_client)
+    uploader.connect()
+    assert uploader.client is s3_client
+    assert uploader.destination() == ("s3", s3_server, bucket)  # where the given client sends requests
+    data = put_archived(archive, NAME, b"through the given client\n")
+    archive_fd = fsutil.open_dir(str(archive))
+    fd = os.open(archive / NAME, os.O_RDONLY)
+    try:
+        uploader.begin_pass(archive_fd)
+        local = LocalFile(fd=fd, name=NAME, fingerprint=file_fingerprint(fd, codec_for_filename(NAME)))
+        assert uploader.put(local, "db/2013/07/27/" + NAME, check_stop=lambda: None) is PutResult.STORED
+    finally:
+        os.close(fd)
+        os.close(archive_fd)
+    assert sent == ["PUT"]
+    assert keys(s3_client, bucket) == {"db/2013/07/27/" + NAME: data}
+
+
+def test_the_backend_makes_its_client_from_a_session_it_is_given(bucket, s3_client, s3_server):
+    import boto3
+
+    from logjam.backends.s3 import S3Uploader
+    from logjam.backends.s3_options import S3Config
+
+    s3_client.put_object(Bucket=bucket, Key="k", Body=b"12345")
+    session = boto3.session.Session(aws_access_key_id="testing-key-id", aws_secret_access_key="testing-secret",
+                                    region_name="us-east-1")
+    sent = []
+    session.events.register("before-send.s3", lambda request, **kwargs: sent.append(request.method))
+    uploader = S3Uploader(f"s3://{bucket}/{TEMPLATE}", S3Config(endpoint_url=s3_server, retries=2), session=session)
+    uploader.connect()
+    assert uploader.client.meta.endpoint_url == s3_server
+    assert uploader.client.meta.config.retries["total_max_attempts"] == 2  # the config still applies
+    assert uploader.head("k").size == 5
+    assert sent == ["HEAD"]

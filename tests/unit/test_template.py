@@ -3,12 +3,13 @@ the uploader registry and URI parsing (logjam.backends), S3 part sizes."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 
 import pytest
 
-from logjam.backends import UPLOADERS, get_uploader
+from logjam.backends import UPLOADERS, Backend, get_uploader
 from logjam.backends.file import FileUploader, _key_components
 from logjam.backends.s3_multipart import MAX_PARTS, PART_SIZE, part_size_for
 from logjam.errors import FileError, UsageError
@@ -361,14 +362,16 @@ def test_get_uploader_refuses_no_scheme(uri):
 def test_get_uploader_uses_the_given_registry():
     made = []
 
-    def fake(uri, options):
+    def fake(uri, options, *, jobs, hostname):
         made.append((uri, options))
         return "uploader"
 
-    assert get_uploader("mem://x/{prefix}", "opts", uploaders={"mem": fake}) == "uploader"
-    assert made == [("mem://x/{prefix}", "opts")]
+    registry = {"mem": Backend("mem", "mem options", (), fake)}
+    options = argparse.Namespace()
+    assert get_uploader("mem://x/{prefix}", options, uploaders=registry) == "uploader"
+    assert made == [("mem://x/{prefix}", options)]
     with pytest.raises(UsageError):
-        get_uploader("file:///mnt/{prefix}", uploaders={"mem": fake})
+        get_uploader("file:///mnt/{prefix}", uploaders=registry)
 
 
 def test_registry_has_file_and_s3():
