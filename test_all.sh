@@ -16,6 +16,8 @@ echo "test_all.sh: installing logjam with its test extras into $VENV (about a mi
 # the script (set -e) with pip's error.
 "$VENV/bin/python" -m pip install -qq -e '.[test]'
 "$VENV/bin/ruff" check logjam tests
+# Types: strict on logjam/ (settings in mypy.ini).
+"$VENV/bin/mypy" logjam
 # The reference in docs/ builds with no warning (a broken reference, a page
 # left out of the table of contents), into a temporary directory.
 docs_out=$(mktemp -d)
