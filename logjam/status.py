@@ -12,7 +12,6 @@ import argparse
 import datetime
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -20,7 +19,7 @@ from logjam import __version__, fsutil
 from logjam.archive import ARCHIVE_DIRNAME
 from logjam.backends import get_uploader
 from logjam.backends.base import Uploader
-from logjam.cli import ArgumentParser
+from logjam.cli import ArgumentParser, Environment
 from logjam.codecs import codec_for_filename
 from logjam.compress import yield_old_logfiles
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
@@ -264,14 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *,
-         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)) -> int:
+def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
     """Entry point of logjam-status. Returns the exit status."""
+    env = env or Environment()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit:
         return int(exit.code or 0)
-    now = clock()
+    now = env.clock()
     problems: list[str] = []
     try:
         uploader = None
@@ -286,18 +285,18 @@ def main(argv: Sequence[str] | None = None, *,
         report = [(log_dir, directory_status(log_dir, now=now, uploader=uploader, problems=problems))
                   for log_dir in args.directories]
     except LogjamError as error:
-        print(f"logjam-status: error: {error}", file=sys.stderr)
+        print(f"logjam-status: error: {error}", file=env.stderr)
         return error.exit_status
     for problem in problems:
-        print(f"logjam-status: {problem}", file=sys.stderr)
+        print(f"logjam-status: {problem}", file=env.stderr)
     if args.json:
         text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
     else:
         text = "\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report)
     try:
-        print(text, flush=True)
+        print(text, file=env.stdout, flush=True)
     except BrokenPipeError:  # logjam-status | head
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), env.stdout.fileno())
     checked_bad = any(tally is not None and tally.files for _, streams in report for status in streams
                       for tally in (status.missing, status.unconfirmed, status.elsewhere))
     return ExitStatus.ERROR if checked_bad else ExitStatus.SUCCESS

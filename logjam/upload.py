@@ -17,12 +17,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from logjam import fleet, fsutil
 from logjam.backends import get_uploader
 from logjam.backends.base import LocalFile, PutResult, Uploader
-from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner, without_credentials
+from logjam.cli import (
+    EXIT_STATUS_HELP,
+    ArgumentParser,
+    Environment,
+    add_common_arguments,
+    main_runner,
+    without_credentials,
+)
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, Skipped, UsageError
@@ -415,10 +422,12 @@ def describe(args: argparse.Namespace) -> str:
     return f"{args.archive_dir} -> {without_credentials(args.uri)}{endpoint}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
     """Entry point of logjam-upload. Returns the exit status."""
+    env = env or Environment()
     argv = join_verify_value(sys.argv[1:] if argv is None else argv)
-    return main_runner("logjam-upload", build_parser(), make_job, argv, describe=describe)
+    return main_runner("logjam-upload", build_parser(), lambda args: replace(make_job(args), clock=env.clock), argv,
+                       describe=describe, env=env)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import json
 
+from logjam.cli import Environment
 from logjam.integrity import Fingerprint
 from logjam.markers import Confirmation, Destination, LedgerEntry
 from logjam.status import main
@@ -35,7 +36,7 @@ def populate(log_dir):
 
 def test_json_counts_each_state_per_stream(tmp_path, capsys):
     populate(tmp_path)
-    assert main(["--json", str(tmp_path)], clock=lambda: NOW) == 0
+    assert main(["--json", str(tmp_path)], env=Environment(clock=lambda: NOW)) == 0
     [report] = json.loads(capsys.readouterr().out)
     streams = {entry["stream"]: entry for entry in report["streams"]}
     assert sorted(streams) == ["app-*.log", "db-*-r1.log"]
@@ -51,7 +52,7 @@ def test_json_counts_each_state_per_stream(tmp_path, capsys):
 
 def test_table_for_people(tmp_path, capsys):
     populate(tmp_path)
-    assert main([str(tmp_path)], clock=lambda: NOW) == 0
+    assert main([str(tmp_path)], env=Environment(clock=lambda: NOW)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{tmp_path}:"
     assert lines[1].split() == ["STREAM", "LIVE", "TO", "COMPRESS", "TO", "UPLOAD", "UPLOADED,", "KEPT", "OLDEST", "WAITING"]
