@@ -85,8 +85,7 @@ def call(name: str, *args: str, env: dict | None = None, timeout: float | None =
     main = importlib.import_module(COMMANDS[name]).main
     stdout, stderr = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True) for _ in range(2))
     saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environ)
+    _set_environ(environ)
     try:
         # argparse (--help, usage errors) prints to sys.stdout/sys.stderr.
         with process_state_kept(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -102,8 +101,7 @@ def call(name: str, *args: str, env: dict | None = None, timeout: float | None =
                 traceback.print_exc(file=stderr)
                 status = 1
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        _set_environ(saved)
     return subprocess.CompletedProcess([name, *map(str, args)], int(status),
                                        *(stream.buffer.getvalue().decode() for stream in (stdout, stderr)))
 
@@ -141,6 +139,13 @@ def process_state_kept() -> Iterator[None]:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
         logging.getLogger().handlers[:] = root_handlers
+
+
+def _set_environ(environ: dict[str, str]) -> None:
+    # Never empty on the way: the in-process S3 servers' threads read it too.
+    os.environ.update(environ)
+    for name in set(os.environ) - set(environ):
+        del os.environ[name]
 
 
 @pytest.fixture(autouse=True)
