@@ -33,7 +33,7 @@ from logjam.backends import get_uploader
 from logjam.backends.base import Download
 from logjam.backends.file import _enter, _key_components, _remove_own_stale_temps
 from logjam.catalog import ArchivedKey, KeyMatcher, Query, listing_prefixes, parse_time
-from logjam.cli import ArgumentParser
+from logjam.cli import ArgumentParser, Environment
 from logjam.codecs import CORRUPT_STREAM_ERRORS, Codec, codec_for_filename
 from logjam.errors import ExitStatus, FileError, LogjamError, UsageError
 from logjam.integrity import METADATA_SHA256, file_fingerprint
@@ -406,17 +406,18 @@ def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> i
             os.close(out_fd)
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: BinaryIO | None = None,
-         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)) -> int:
-    """Entry point of logjam-cat. Returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
+    """Entry point of logjam-cat. Returns the exit status. It writes bytes
+    (the logs as stored), to env.stdout's binary buffer."""
+    env = env or Environment()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
         return int(exit.code or 0)
     configure_logging(args.log_level)
-    out = stdout if stdout is not None else sys.stdout.buffer
+    out = env.stdout.buffer
     try:
-        return run(args, out, now=clock())
+        return run(args, out, now=env.clock())
     except BrokenPipeError:
         # The reader went away (| head): that ends the command, quietly.
         # Nothing may be written to the closed pipe again, not even at exit.

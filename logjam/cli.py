@@ -2,18 +2,23 @@
 main_runner, which sets up logging, signals, Sentry and metrics, runs the
 loop (logjam.runner) and maps errors to exit statuses. Everything else in
 logjam raises; only this module decides how a process ends. Only the command
-modules (compress, upload, status, cat) import it.
+modules (compress, upload, status, cat) import it. Environment is what a
+command takes from its process (streams, clock, environment variables), so
+that tests can run a command in-process with their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import logging
+import os
 import sys
 import urllib.parse
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn, TextIO
 
 from logjam import __version__, fleet
 from logjam.errors import ExitStatus, Interrupted, LogjamError
@@ -28,6 +33,25 @@ EXIT_STATUS_HELP = """\
 exit status (--once): 0 all done, 1 some files failed (retried next pass),
 2 usage or configuration error, 128+N stopped by signal N.
 """
+
+
+def utc_now() -> datetime.datetime:
+    """Returns the current time, in UTC (the clock of a real process)."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass
+class Environment:
+    """What a command takes from the process it runs in, in the style of
+    httpie's Environment: its streams, its clock and its environment
+    variables. Environment() is the real process's, read when it is made (so
+    a test's captured sys.stdout counts); a test passes its own to main()."""
+
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    clock: Callable[[], datetime.datetime] = utc_now
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -103,21 +127,29 @@ def main_runner(
     stop: Stop | None = None,
     describe: Callable[[argparse.Namespace], str] = lambda args: "",
     start_backlog: Callable[[argparse.Namespace], PassStats] | None = None,
+    env: Environment | None = None,
 ) -> int:
     """Parses argv, builds the job, runs it and maps what happens to an exit status.
 
     describe says what a loop works on (directories, destination without
     credentials) for the line logged when it starts. start_backlog counts
     what waits when the job cannot even be built (a configuration error),
-    so that the metrics file records that failed run with its backlog."""
+    so that the metrics file records that failed run with its backlog.
+    env gives the streams for the log and error lines and the environment
+    variables the runner reads (SENTRY_DSN); default: the process's."""
+    env = env or Environment()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
         return int(exit.code or 0)
     if args.dry_run:
         args.once = True  # a dry run reports one pass
-    configure_logging(args.log_level, json_format=args.log_format == "json")
-    configure_sentry()
+    # File names may hold bytes that are not UTF-8: show them escaped
+    # rather than fail to log (or to print the error line).
+    with contextlib.suppress(AttributeError, ValueError):
+        env.stderr.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+    configure_logging(args.log_level, stream=env.stderr, json_format=args.log_format == "json")
+    configure_sentry(environ=env.environ)
     looping = False
     try:
         if args.metrics_file:
@@ -148,15 +180,15 @@ def main_runner(
         _log_stop(prog, interrupted.signum, status)
         return status
     except LogjamError as error:
-        print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
-        capture_message(f"{prog}: error: {error}")
+        print(f"{prog}: error: {one_line(str(error))}", file=env.stderr)
+        capture_message(f"{prog}: error: {error}", environ=env.environ)
         return error.exit_status
     except Exception as error:
-        capture_exception(error)
+        capture_exception(error, environ=env.environ)
         if log.isEnabledFor(logging.DEBUG):
             raise
         print(f"{prog}: error: unexpected {describe_error(error)} (run with --log-level debug for details)",
-              file=sys.stderr)
+              file=env.stderr)
         return ExitStatus.ERROR
     if stop.event.is_set():
         if args.once:

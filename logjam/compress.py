@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import itertools
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import TypeVar
 
 from logjam import fsutil
 from logjam.archive import ARCHIVE_DIRNAME, check_archive_dir, duplicate_timestamp_names, open_archive_dir
-from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner
+from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, Environment, add_common_arguments, main_runner
 from logjam.codecs import CODECS, GZIP, Codec, available_cores
 from logjam.compressor import Compressed, compress_logfile, open_source
 from logjam.concurrency import map_concurrently
@@ -398,10 +399,11 @@ def describe(args: argparse.Namespace) -> str:
     return " ".join(args.directories)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
     """Entry point of logjam-compress. Returns the exit status."""
-    return main_runner("logjam-compress", build_parser(), make_job, argv, describe=describe,
-                       start_backlog=start_backlog)
+    env = env or Environment()
+    return main_runner("logjam-compress", build_parser(), functools.partial(make_job, clock=env.clock), argv,
+                       describe=describe, start_backlog=start_backlog, env=env)
 
 
 def start_backlog(args: argparse.Namespace) -> PassStats:

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from logjam import __version__
@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("logjam")
 
 
-def configure_sentry() -> None:
-    """Reports errors to Sentry when SENTRY_DSN is set and sentry-sdk is installed."""
-    dsn = os.environ.get("SENTRY_DSN")
+def configure_sentry(*, environ: Mapping[str, str] = os.environ) -> None:
+    """Reports errors to Sentry when SENTRY_DSN is set (in environ) and sentry-sdk is installed."""
+    dsn = environ.get("SENTRY_DSN")
     if not dsn:
         return
     try:
@@ -60,17 +60,17 @@ def _scrub_credentials(event: Event, hint: dict[str, Any]) -> Event:
     return cast("Event", json.loads(text))
 
 
-def capture_message(message: str) -> None:
+def capture_message(message: str, *, environ: Mapping[str, str] = os.environ) -> None:
     """Sends an error line to Sentry, if it is configured (a cron run's usage error)."""
     sentry_sdk = sys.modules.get("sentry_sdk")
-    if sentry_sdk is not None and os.environ.get("SENTRY_DSN"):
+    if sentry_sdk is not None and environ.get("SENTRY_DSN"):
         sentry_sdk.capture_message(message, level="error")
 
 
-def capture_exception(error: BaseException) -> None:
+def capture_exception(error: BaseException, *, environ: Mapping[str, str] = os.environ) -> None:
     """Sends an unexpected error to Sentry, if it is configured."""
     sentry_sdk = sys.modules.get("sentry_sdk")
-    if sentry_sdk is not None and os.environ.get("SENTRY_DSN"):
+    if sentry_sdk is not None and environ.get("SENTRY_DSN"):
         sentry_sdk.capture_exception(error)
 
 

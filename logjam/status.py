@@ -12,7 +12,6 @@ import argparse
 import datetime
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from logjam.archive import ARCHIVE_DIRNAME
 from logjam.backends import add_arguments as add_backend_arguments
 from logjam.backends import get_uploader
 from logjam.backends.base import Uploader
-from logjam.cli import ArgumentParser, main_runner
+from logjam.cli import ArgumentParser, Environment, main_runner
 from logjam.codecs import codec_for_filename
 from logjam.errors import FileError, UsageError
 from logjam.ledger import LEDGER_DIRNAME, Ledger
@@ -58,10 +57,6 @@ class StreamStatus:
     def waiting(self, hour: datetime.datetime) -> None:
         if self.oldest_waiting is None or hour < self.oldest_waiting:
             self.oldest_waiting = hour
-
-
-def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _stream_name(logfile: LogFile, extension: str) -> str:
@@ -281,7 +276,7 @@ class StatusJob:
     directories: list[str]
     uploader: Uploader | None
     json: bool
-    clock: Callable[[], datetime.datetime]
+    env: Environment
 
     @property
     def one_shot(self) -> bool:
@@ -289,7 +284,7 @@ class StatusJob:
         return True
 
     def __call__(self, stop: Stop) -> PassStats:
-        now = self.clock()
+        now = self.env.clock()
         problems: list[str] = []
         report: list[tuple[str, list[StreamStatus]]] = []
         for log_dir in self.directories:
@@ -298,15 +293,15 @@ class StatusJob:
 
             run_pass(log_dir, body, settings=READ_ONLY, command=None, stop=stop, now=now)
         for problem in problems:
-            print(f"logjam-status: {problem}", file=sys.stderr)
+            print(f"logjam-status: {problem}", file=self.env.stderr)
         if self.json:
             text = json.dumps([to_json(log_dir, streams, now=now) for log_dir, streams in report], indent=2)
         else:
             text = "\n\n".join(format_table(log_dir, streams, now=now) for log_dir, streams in report)
         try:
-            print(text, flush=True)
+            print(text, file=self.env.stdout, flush=True)
         except BrokenPipeError:  # logjam-status | head
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.env.stdout.fileno())
         checked_bad = any(tally is not None and tally.files for _, streams in report for status in streams
                           for tally in (status.missing, status.unconfirmed, status.elsewhere))
         return PassStats(errors=1 if checked_bad else 0)
@@ -316,7 +311,7 @@ class StatusJob:
         return None
 
 
-def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime] = _utc_now) -> StatusJob:
+def make_job(args: argparse.Namespace, *, env: Environment) -> StatusJob:
     """Checks the destination given with --check (a mistyped bucket is a usage
     error, not N missing files). Returns the report the runner runs once."""
     uploader = None
@@ -328,13 +323,14 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
         uploader.check_uri()
         uploader.connect()
         uploader.check_destination()
-    return StatusJob(list(args.directories), uploader, args.json, clock)
+    return StatusJob(list(args.directories), uploader, args.json, env)
 
 
-def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime.datetime] = _utc_now) -> int:
+def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
     """Entry point of logjam-status. Returns the exit status: 0 all is well,
     1 --check found a problem, 2 usage or configuration."""
-    return main_runner("logjam-status", build_parser(), lambda args: make_job(args, clock=clock), argv)
+    env = env or Environment()
+    return main_runner("logjam-status", build_parser(), lambda args: make_job(args, env=env), argv, env=env)
 
 
 if __name__ == "__main__":

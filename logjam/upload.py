@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import logging
 import os
 import socket
@@ -23,7 +24,15 @@ from logjam import fleet, fsutil
 from logjam.backends import add_arguments as add_backend_arguments
 from logjam.backends import get_uploader
 from logjam.backends.base import LocalFile, PutResult, Uploader
-from logjam.cli import EXIT_STATUS_HELP, ArgumentParser, add_common_arguments, main_runner, without_credentials
+from logjam.cli import (
+    EXIT_STATUS_HELP,
+    ArgumentParser,
+    Environment,
+    add_common_arguments,
+    main_runner,
+    utc_now,
+    without_credentials,
+)
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, Skipped, UsageError
@@ -74,7 +83,7 @@ class UploadJob:
 
     settings: PassSettings = PassSettings()  # lock, directory check, dry run
     delete_after: datetime.timedelta | None = None  # retention of uploaded archive files
-    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.timezone.utc)
+    clock: Callable[[], datetime.datetime] = utc_now
     # Logged after the run's first stored file (so a failing run's errors
     # stay one line each), then never again in this process.
     shared_keys_warning: str | None = None
@@ -323,8 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_job(args: argparse.Namespace) -> UploadJob | VerifyJob:
-    """Checks the template, URI and directory before anything else happens."""
+def make_job(args: argparse.Namespace, *,
+             clock: Callable[[], datetime.datetime] = utc_now) -> UploadJob | VerifyJob:
+    """Checks the template, URI and directory before anything else happens.
+    Returns the job the runner runs: an upload pass, or --verify's check."""
     if not args.uri.strip():
         raise UsageError("the destination URI is empty: give it as the second argument "
                          "(the contrib/ files take it from LOGJAM_URI in /etc/default/logjam)")
@@ -342,7 +353,7 @@ def make_job(args: argparse.Namespace) -> UploadJob | VerifyJob:
     template.check_hostname(hostname)  # one line now, not every file failing every pass
     if args.verify:  # its own job on the same runner: one pass that checks instead of uploading
         return VerifyJob(args.archive_dir, uploader, full=args.verify == "full", settings=settings)
-    return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs,
+    return UploadJob(args.archive_dir, uploader, template, hostname, jobs=args.jobs, clock=clock,
                      settings=settings, delete_after=args.delete_uploaded_after,
                      shared_keys_warning=fleet.SHARED_KEYS_WARNING.format(template=template.text) if shared else None)
 
@@ -367,10 +378,12 @@ def describe(args: argparse.Namespace) -> str:
     return f"{args.archive_dir} -> {without_credentials(args.uri)}{endpoint}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -> int:
     """Entry point of logjam-upload. Returns the exit status."""
+    env = env or Environment()
     argv = join_verify_value(sys.argv[1:] if argv is None else argv)
-    return main_runner("logjam-upload", build_parser(), make_job, argv, describe=describe)
+    return main_runner("logjam-upload", build_parser(), functools.partial(make_job, clock=env.clock), argv,
+                       describe=describe, env=env)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,23 @@
-"""Shared fixtures: real processes, real directories, a real S3 over HTTP on loopback."""
+"""Shared fixtures: commands run in-process (call) or as real processes
+(run), real directories, a real S3 over HTTP on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import importlib
+import io
+import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import traceback
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +66,93 @@ def run(name: str, *args: str, env: dict | None = None, timeout: float = 120, **
         timeout=timeout,
         **kwargs,
     )
+
+
+COMMANDS = {"logjam-compress": "logjam.compress", "logjam-upload": "logjam.upload",
+            "logjam-status": "logjam.status", "logjam-cat": "logjam.cat"}
+
+
+def call(name: str, *args: str, env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Runs a command's main() in this process, as run() runs its script:
+    with env as the whole environment (os.environ too, which boto3 reads)
+    and streams of its own. Returns a completed process (text), like run().
+
+    For what a process is needed for, use run(): signals, crashes, another
+    user, Sentry (its client is global). timeout is run()'s; unused here."""
+    environ = env or clean_env()
+    if "SENTRY_DSN" in environ:
+        raise AssertionError("sentry-sdk configures the whole process: run() this one")
+    main = importlib.import_module(COMMANDS[name]).main
+    stdout, stderr = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True) for _ in range(2))
+    saved = dict(os.environ)
+    _set_environ(environ)
+    try:
+        # argparse (--help, usage errors) prints to sys.stdout/sys.stderr.
+        with process_state_kept(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            from logjam.cli import Environment
+
+            # The in-process moto server's request log is not the command's.
+            logging.getLogger("werkzeug").disabled = True
+            try:
+                status = main([*map(str, args)], env=Environment(stdout=stdout, stderr=stderr, environ=environ))
+            except SystemExit as exit:
+                status = exit.code if isinstance(exit.code, int) else 1
+            except Exception:  # --log-level debug re-raises: a process prints the traceback, exits 1
+                traceback.print_exc(file=stderr)
+                status = 1
+    finally:
+        _set_environ(saved)
+    return subprocess.CompletedProcess([name, *map(str, args)], int(status),
+                                       *(stream.buffer.getvalue().decode() for stream in (stdout, stderr)))
+
+
+class BytesOut(io.TextIOWrapper):
+    """A stdout for Environment whose bytes a test reads back with getvalue()
+    (logjam-cat writes bytes, to stdout's buffer)."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8", write_through=True)
+
+    def getvalue(self) -> bytes:
+        return self.buffer.getvalue()
+
+
+@contextlib.contextmanager
+def process_state_kept() -> Iterator[None]:
+    """A command run in-process (call(), main()) installs signal handlers and
+    configures logging for the whole process: puts back what was there."""
+    signums = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    handlers = {signum: signal.getsignal(signum) for signum in signums}
+    loggers = [logging.getLogger(name) for name in ("", "logjam", "botocore", "boto3", "s3transfer", "urllib3")]
+    levels = [logger.level for logger in loggers]
+    root_handlers = logging.getLogger().handlers[:]
+    werkzeug_disabled = logging.getLogger("werkzeug").disabled
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        from logjam import signals
+
+        signals._signal_target = None
+        logging.getLogger("werkzeug").disabled = werkzeug_disabled
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        logging.getLogger().handlers[:] = root_handlers
+
+
+def _set_environ(environ: dict[str, str]) -> None:
+    # Never empty on the way: the in-process S3 servers' threads read it too.
+    os.environ.update(environ)
+    for name in set(os.environ) - set(environ):
+        del os.environ[name]
+
+
+@pytest.fixture(autouse=True)
+def restore_process_state():
+    """No test sees another's signal handlers, log levels or log streams."""
+    with process_state_kept():
+        yield
 
 
 def hour(text: str) -> datetime.datetime:

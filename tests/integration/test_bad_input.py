@@ -1,7 +1,8 @@
 """Bad input, in one table: one row per case, each asserting the message,
 the exit status, and that nothing was lost.
 
-Every row arranges a fresh directory tree, runs one real command on it and
+Every row arranges a fresh directory tree, runs one command on it (its main()
+in-process; as a real process as nobody, where a row needs permission bits) and
 then checks, besides its own expectations:
 
 - stderr has no traceback, and its lines other than INFO/DEBUG records are
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, run, script, tree
+from tests.conftest import call, clean_env, run, script, tree
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
 OLD = "app-20130727T1200Z.log"
@@ -225,7 +226,7 @@ class Context:
         self._restore.clear()
 
     def run(self, planned: Run) -> subprocess.CompletedProcess:
-        runner = run_unprivileged if planned.unprivileged else run
+        runner = run_unprivileged if planned.unprivileged else call
         return runner(planned.command, *planned.args, env=planned.env, timeout=planned.timeout)
 
 
@@ -269,7 +270,7 @@ def zero_byte_log(ctx: Context) -> Run:
 
 def zero_byte_log_uploaded(ctx: Context) -> Run:
     logs = ctx.logs({OLD: b""})
-    first = run("logjam-compress", "--once", logs)
+    first = call("logjam-compress", "--once", logs)
     assert first.returncode == 0, first.stderr
     dest = ctx.dest()
     return upload(logs / "archive", f"file://{dest}/{TEMPLATE}", where={"archive": logs / "archive", "dest": dest})

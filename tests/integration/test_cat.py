@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gzip
-import io
 import logging
 import os
 import socket
@@ -22,9 +21,9 @@ import botocore.exceptions
 import pytest
 
 from logjam import cat, compress, upload
-from logjam.cli import main_runner
+from logjam.cli import Environment, main_runner
 from logjam.signals import Stop
-from tests.conftest import CREDENTIALS, clean_env, make_store, script, tree
+from tests.conftest import CREDENTIALS, BytesOut, clean_env, make_store, script, tree
 
 UTC = datetime.timezone.utc
 TEMPLATE = "{hostname}/{prefix}/{year}/{month}/{day}/{filename}"
@@ -135,8 +134,8 @@ def put(tmp_path, monkeypatch):
 
 
 def run_cat(store: Store, *args: str, template: str = TEMPLATE) -> tuple[int, bytes]:
-    out = io.BytesIO()
-    status = cat.main([store.uri(template), *store.options, *args], stdout=out, clock=lambda: NOW)
+    out = BytesOut()
+    status = cat.main([store.uri(template), *store.options, *args], env=Environment(stdout=out, clock=lambda: NOW))
     return status, out.getvalue()
 
 
@@ -182,10 +181,10 @@ def test_filters(file_store, put, args, want):
 
 def test_relative_range_and_default_until(file_store, put):
     several_hosts_and_streams(file_store, put)
-    out = io.BytesIO()
+    out = BytesOut()
     clock = lambda: datetime.datetime(2013, 8, 1, 1, 20, tzinfo=UTC)  # noqa: E731
     # 90m back from 01:20 is 23:50: the 23:00 file holds it; until defaults to now
-    assert cat.main([file_store.uri(), "--since", "90m", "--prefix", "db"], stdout=out, clock=clock) == 0
+    assert cat.main([file_store.uri(), "--since", "90m", "--prefix", "db"], env=Environment(stdout=out, clock=clock)) == 0
     assert out.getvalue() == expected(HOURS[1:], prefixes=("db",))
 
 
@@ -308,9 +307,9 @@ def test_list_prints_hours_sizes_and_locations_without_downloading(moto_store, p
     put(s3_store, {"db-20130727T2300Z.log": b"x\n", "db-20130728T0000Z-err.log": b"y\n", "db-20130729T0000Z.log": b"z\n"})
     s3_proxy.clear()
 
-    out = io.BytesIO()
+    out = BytesOut()
     status = cat.main([s3_store.uri(), "--endpoint-url", s3_proxy.url, "--since", "2013-07-27T23Z",
-                       "--until", "2013-07-29", "--list"], stdout=out, clock=lambda: NOW)
+                       "--until", "2013-07-29", "--list"], env=Environment(stdout=out, clock=lambda: NOW))
 
     assert status == 0
     bucket = s3_store.root
@@ -331,9 +330,9 @@ def test_requests_are_one_list_per_day_and_level_and_one_get_per_file(moto_store
     several_hosts_and_streams(s3_store, put)
     s3_proxy.clear()
 
-    out = io.BytesIO()
+    out = BytesOut()
     status = cat.main([s3_store.uri(), "--endpoint-url", s3_proxy.url, "--since", "2013-07-31T23Z",
-                       "--until", "2013-08-01T01Z", "--prefix", "db", "--jobs", "3"], stdout=out, clock=lambda: NOW)
+                       "--until", "2013-08-01T01Z", "--prefix", "db", "--jobs", "3"], env=Environment(stdout=out, clock=lambda: NOW))
 
     assert (status, out.getvalue()) == (0, expected(HOURS[1:3], prefixes=("db",)))
     lists = [request.query for request in s3_proxy.requests if "list-type=2" in request.query]
@@ -396,7 +395,7 @@ def test_bad_arguments_give_one_line_and_status_2(file_store, args, message, cap
     ("file:///tmp/{prefix}/{year}/{month}/{day}/{filename}", "--hostname needs a key template with {hostname}"),
 ])
 def test_bad_destinations_give_one_line_and_status_2(uri, message, capsys):
-    status = cat.main([uri, "--since", "1d", "--hostname", "h"], stdout=io.BytesIO())
+    status = cat.main([uri, "--since", "1d", "--hostname", "h"], env=Environment(stdout=BytesOut()))
     err = capsys.readouterr().err
     assert status == 2
     assert len(err.splitlines()) == 1 and message in err, err
@@ -404,7 +403,7 @@ def test_bad_destinations_give_one_line_and_status_2(uri, message, capsys):
 
 def test_missing_bucket_is_a_usage_error(s3_store, capsys):
     uri = s3_store.uri().replace(s3_store.root, "s3://no-such-bucket-here")
-    status = cat.main([uri, *s3_store.options, "--since", "1d"], stdout=io.BytesIO())
+    status = cat.main([uri, *s3_store.options, "--since", "1d"], env=Environment(stdout=BytesOut()))
     assert status == 2
     assert capsys.readouterr().err == "logjam-cat: error: bucket 'no-such-bucket-here' does not exist\n"
 
@@ -484,9 +483,9 @@ def test_empty_suffix_segment_costs_a_listing_per_layout_and_day(moto_store, put
                      "web-20130728T1300Z.log": b"c\n", "web-20120101T0000Z.log": b"old year\n"}, template=SUFFIXED)
     s3_proxy.clear()
 
-    out = io.BytesIO()
+    out = BytesOut()
     status = cat.main([moto_store.uri(SUFFIXED), "--endpoint-url", s3_proxy.url, "--since", "2013-07-27",
-                       "--until", "2013-07-29", "--list"], stdout=out, clock=lambda: NOW)
+                       "--until", "2013-07-29", "--list"], env=Environment(stdout=out, clock=lambda: NOW))
 
     assert (status, len(out.getvalue().splitlines())) == (0, 3)
     lists = [request.query for request in s3_proxy.requests]
@@ -501,7 +500,7 @@ def test_empty_suffix_segment_costs_a_listing_per_layout_and_day(moto_store, put
     s3_proxy.clear()
     status = cat.main([moto_store.uri(SUFFIXED), "--endpoint-url", s3_proxy.url, "--since", "2013-07-27",
                        "--until", "2013-07-29", "--suffix", "", "--prefix", "web", "--list"],
-                      stdout=io.BytesIO(), clock=lambda: NOW)
+                      env=Environment(stdout=BytesOut(), clock=lambda: NOW))
     lists = [request.query for request in s3_proxy.requests]
     assert status == 0 and len(lists) == 1 + 2, lists
 

@@ -1,4 +1,5 @@
-"""logjam-compress as users run it: the installed script on real directories."""
+"""logjam-compress as users run it, on real directories: main() in-process
+(call), and the installed script (run) for the entry points."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import stat
 import pytest
 
 from logjam.archive import DUPLICATE_MARK
-from tests.conftest import run, tree
+from tests.conftest import call, run, tree
 
 OLD = "app-20130727T1200Z.log"
 NEWER = "app-20130727T1300Z.log"
@@ -24,7 +25,7 @@ def test_compresses_finished_files_and_removes_originals(make_logs):
     log_dir = make_logs({OLD: body(1), NEWER: body(2), FUTURE: body(3), "messages": b"not a log\n"})
     before = tree(log_dir)
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = run("logjam-compress", "--once", log_dir)  # the installed script, end to end
 
     assert result.returncode == 0, result.stderr
     # Both past hours are finished (the 1300Z hour is long over too); the future one is not.
@@ -39,11 +40,11 @@ def test_compresses_finished_files_and_removes_originals(make_logs):
 
 def test_output_is_one_deterministic_gzip_member(make_logs, tmp_path):
     first = make_logs({OLD: body(5)})
-    run("logjam-compress", "--once", first)
+    call("logjam-compress", "--once", first)
     other = tmp_path / "other"
     other.mkdir()
     make_logs({OLD: body(5)}, other)
-    run("logjam-compress", "--once", other)
+    call("logjam-compress", "--once", other)
     data = (first / "archive" / (OLD + ".gz")).read_bytes()
     assert data == (other / "archive" / (OLD + ".gz")).read_bytes()
     assert data[:2] == b"\x1f\x8b" and data[4:8] == b"\0\0\0\0"  # mtime 0 in the header
@@ -54,7 +55,7 @@ def test_keeps_mode_and_mtime_and_never_widens_access(make_logs):
     os.chmod(log_dir / OLD, 0o640)
     os.utime(log_dir / OLD, ns=(1_374_926_400_000_000_000, 1_374_930_000_123_456_789))
 
-    assert run("logjam-compress", "--once", log_dir).returncode == 0
+    assert call("logjam-compress", "--once", log_dir).returncode == 0
 
     archived = os.stat(log_dir / "archive" / (OLD + ".gz"))
     assert stat.S_IMODE(archived.st_mode) == 0o640
@@ -67,18 +68,18 @@ def test_current_hour_is_left_alone(make_logs):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H00Z")
     live = f"app-{now}.log"
     log_dir = make_logs({live: b"still being written\n"})
-    assert run("logjam-compress", "--once", log_dir).returncode == 0
+    assert call("logjam-compress", "--once", log_dir).returncode == 0
     assert (log_dir / live).exists()
     assert not (log_dir / "archive").exists() or not os.listdir(log_dir / "archive")
 
 
 def test_late_copy_goes_to_duplicate_name(make_logs):
     log_dir = make_logs({OLD: body(1)})
-    assert run("logjam-compress", "--once", log_dir).returncode == 0
+    assert call("logjam-compress", "--once", log_dir).returncode == 0
     first = (log_dir / "archive" / (OLD + ".gz")).read_bytes()
 
     make_logs({OLD: b"late lines\n"})  # a late writer re-created the finished hour
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 0, result.stderr
     duplicate = log_dir / "archive" / f"app{DUPLICATE_MARK}-20130727T1200Z.log.gz"
@@ -96,7 +97,7 @@ def test_all_duplicate_names_taken_keeps_original_and_fails(make_logs):
     for name in names:
         (archive / name).write_bytes(b"taken")
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 1
     assert (log_dir / OLD).read_bytes() == b"the only copy\n"
@@ -112,7 +113,7 @@ def test_stale_temporary_file_is_removed(make_logs):
     stale = archive / f".{OLD}.gz.logjam-tmp-999999-deadbeef"
     stale.write_bytes(b"half a gzip")
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 0, result.stderr
     assert not stale.exists()
@@ -125,7 +126,7 @@ def test_symlink_named_like_a_log_is_never_followed(make_logs, tmp_path):
     log_dir = make_logs({OLD: body(1)})
     (log_dir / "shadow-20130101T0000Z.log").symlink_to(secret)
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 0, result.stderr  # a warning, not a failure retried forever
     assert (log_dir / "shadow-20130101T0000Z.log").is_symlink()
@@ -140,7 +141,7 @@ def test_archive_that_is_a_symlink_is_refused(make_logs, tmp_path):
     log_dir = make_logs({OLD: body(1)})
     (log_dir / "archive").symlink_to(elsewhere)
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 2  # configuration: refused at start, not a failure every pass
     assert os.listdir(elsewhere) == []
@@ -157,7 +158,7 @@ def test_archive_that_is_a_regular_file_is_a_usage_error(make_logs, tmp_path, co
     args = [log_dir] if command == "logjam-compress" else [
         log_dir / "archive", f"file://{tmp_path}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}"]
 
-    result = run(command, "--once", *args)
+    result = call(command, "--once", *args)
 
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
@@ -174,7 +175,7 @@ def test_root_refuses_an_archive_owned_by_another_user_at_start(make_logs, tmp_p
     args = [log_dir] if command == "logjam-compress" else [
         log_dir / "archive", f"file://{tmp_path}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}"]
 
-    result = run(command, "--once", *args)
+    result = call(command, "--once", *args)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
@@ -194,7 +195,7 @@ def test_root_refuses_an_archive_owned_by_another_user_at_start(make_logs, tmp_p
 )
 def test_bad_directory_is_a_usage_error(tmp_path, setup, message):
     path = setup(tmp_path)
-    result = run("logjam-compress", "--once", path)
+    result = call("logjam-compress", "--once", path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"logjam-compress: error: {path}: {message}"]
 
@@ -204,7 +205,7 @@ def test_several_directories_in_one_run(make_logs, tmp_path):
     second = tmp_path / "second"
     second.mkdir()
     make_logs({"db-20130727T0100Z-replica.log": body(2)}, second)
-    assert run("logjam-compress", "--once", first, second).returncode == 0
+    assert call("logjam-compress", "--once", first, second).returncode == 0
     assert os.listdir(first / "archive") == [OLD + ".gz"]
     assert os.listdir(second / "archive") == ["db-20130727T0100Z-replica.log.gz"]
 
@@ -249,7 +250,7 @@ def archived_8mb(tmp_path_factory):
         log_dir = tmp_path_factory.mktemp(f"threads{threads}")
         (log_dir / OLD).write_bytes(original)
         os.utime(log_dir / OLD, (0, 0))
-        assert run("logjam-compress", "--once", "--threads", threads, log_dir).returncode == 0
+        assert call("logjam-compress", "--once", "--threads", threads, log_dir).returncode == 0
         out[threads] = (log_dir / "archive" / (OLD + ".gz")).read_bytes()
     assert out["1"] == out["2"]  # the thread count changes nothing in the output
     return original, out["2"]
@@ -277,7 +278,7 @@ def test_zstd_codec_writes_zst_files(make_logs):
     import zstandard
 
     log_dir = make_logs({OLD: body(3)})
-    result = run("logjam-compress", "--once", "--codec", "zstd", "--level", "19", log_dir)
+    result = call("logjam-compress", "--once", "--codec", "zstd", "--level", "19", log_dir)
     assert result.returncode == 0, result.stderr
     data = (log_dir / "archive" / (OLD + ".zst")).read_bytes()
     assert zstandard.ZstdDecompressor().stream_reader(data).read() == body(3)
@@ -287,6 +288,6 @@ def test_zstd_codec_writes_zst_files(make_logs):
 @pytest.mark.parametrize("args", [["--codec", "zstd", "--level", "23"], ["--level", "0"], ["--threads", "0"]])
 def test_bad_codec_settings_are_usage_errors(make_logs, args):
     log_dir = make_logs({OLD: b"x"})
-    result = run("logjam-compress", "--once", *args, log_dir)
+    result = call("logjam-compress", "--once", *args, log_dir)
     assert result.returncode == 2
     assert (log_dir / OLD).exists()

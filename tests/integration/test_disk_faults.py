@@ -31,7 +31,7 @@ from logjam.codecs import GZIP, ZSTD
 from logjam.compressor import compress_logfile
 from logjam.errors import FileError
 from logjam.parse import parse_filename
-from tests.conftest import clean_env, run
+from tests.conftest import call, clean_env
 
 NAME = "app-20130727T1200Z.log"
 SMALL = "aaa-20130727T1200Z.log"  # sorts first: handled before NAME
@@ -213,7 +213,7 @@ def test_disk_full_while_compressing(make_logs, tmpfs, how, codec, threads):
     smalls = [SMALL + extension] if small else []
     if how == "tmpfs":
         tmpfs(archive, "2m")
-        result = run("logjam-compress", *args)
+        result = call("logjam-compress", *args)
     else:
         # The first file's output fits; the second's fails part of the way through.
         spec = {"target": "codec", "errno": errno.ENOSPC, "after": 1 << 20}
@@ -228,7 +228,7 @@ def test_disk_full_while_compressing(make_logs, tmpfs, how, codec, threads):
     # There is room again: the next pass succeeds.
     if how == "tmpfs":
         tmpfs.resize(archive, "64m")
-    result = run("logjam-compress", *args)
+    result = call("logjam-compress", *args)
     assert result.returncode == 0, result.stderr
     assert not (log_dir / NAME).exists()
     assert sorted(os.listdir(archive)) == sorted([*smalls, NAME + extension])
@@ -245,7 +245,7 @@ def test_disk_full_with_temporary_files_of_an_earlier_crash(make_logs, tmpfs):
     stale = archive / f".{NAME}.gz{TEMP_MARKER}999999-deadbeef"
     stale.write_bytes(incompressible(1536 << 10, seed=2))  # 1.5 MiB of a 2 MiB disk
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 0, result.stderr
     assert os.listdir(archive) == [NAME + ".gz"]
@@ -271,7 +271,7 @@ def test_disk_full_at_the_file_destination(tmp_path, archived, tmpfs, how):
     args = ["--once", archive, f"file://{dest}/{TEMPLATE}"]
     if how == "tmpfs":
         tmpfs(dest, "2m")
-        result = run("logjam-upload", *args)
+        result = call("logjam-upload", *args)
     else:
         dest.mkdir()
         spec = {"target": "write", "match": f"^{re.escape(str(dest))}/", "errno": errno.ENOSPC, "after": 1 << 20}
@@ -285,7 +285,7 @@ def test_disk_full_at_the_file_destination(tmp_path, archived, tmpfs, how):
 
     if how == "tmpfs":
         tmpfs.resize(dest, "64m")
-    result = run("logjam-upload", *args)
+    result = call("logjam-upload", *args)
     assert result.returncode == 0, result.stderr
     assert files_below(dest) == {f"app/2013/07/27/{NAME}.gz": data}
     assert os.listdir(archive / ".uploaded") == [NAME + ".gz"]
@@ -303,7 +303,7 @@ def test_disk_full_for_the_ledger(tmp_path, archived, tmpfs, how):
     if how == "tmpfs":
         tmpfs(ledger, "64k")
         filler = fill(ledger)
-        result = run("logjam-upload", *args)
+        result = call("logjam-upload", *args)
     else:
         spec = {"target": "write", "match": "/\\.uploaded/", "errno": errno.ENOSPC, "after": 0}
         result = run_injected(spec, "logjam-upload", *args)
@@ -316,7 +316,7 @@ def test_disk_full_for_the_ledger(tmp_path, archived, tmpfs, how):
 
     if how == "tmpfs":
         filler.unlink()
-    result = run("logjam-upload", *args)
+    result = call("logjam-upload", *args)
     assert result.returncode == 0, result.stderr
     assert "found already uploaded" in result.stderr
     assert files_below(dest) == {f"app/2013/07/27/{NAME}.gz": data}  # once, not beside itself

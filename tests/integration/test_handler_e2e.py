@@ -9,7 +9,7 @@ import os
 import time
 
 from logjam.handlers import HourlyFileHandler
-from tests.conftest import run
+from tests.conftest import call
 
 
 def test_logjam_compress_picks_up_the_handlers_files(tmp_path):
@@ -33,7 +33,7 @@ def test_logjam_compress_picks_up_the_handlers_files(tmp_path):
     for name in names:
         os.utime(tmp_path / name, (hour_ago, hour_ago))
 
-    result = run("logjam-compress", "--once", tmp_path)
+    result = call("logjam-compress", "--once", tmp_path)
 
     assert result.returncode == 0, result.stderr
     archive = tmp_path / "archive"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import run
+from tests.conftest import call
 from tests.s3proxy import S3Proxy
 
 
@@ -34,7 +34,7 @@ def test_compress_writes_prometheus_metrics(make_logs, tmp_path):
     path = tmp_path / "compress.prom"
 
     started = time.time()
-    result = run("logjam-compress", "--once", "--metrics-file", path, log_dir)
+    result = call("logjam-compress", "--once", "--metrics-file", path, log_dir)
 
     assert result.returncode == 0, result.stderr
     values = metrics(path)
@@ -60,7 +60,7 @@ def test_upload_metrics_count_errors_and_pending(tmp_path):
     blocker.write_text("a file where a folder should be")
     path = tmp_path / "upload.prom"
 
-    result = run("logjam-upload", "--once", "--metrics-file", path, archive,
+    result = call("logjam-upload", "--once", "--metrics-file", path, archive,
                  f"file://{dest}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
 
     assert result.returncode == 1
@@ -71,7 +71,7 @@ def test_upload_metrics_count_errors_and_pending(tmp_path):
     assert "logjam_last_success_timestamp_seconds" not in values or values["logjam_last_success_timestamp_seconds"] == 0
 
     blocker.unlink()
-    assert run("logjam-upload", "--once", "--metrics-file", path, archive,
+    assert call("logjam-upload", "--once", "--metrics-file", path, archive,
                f"file://{dest}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}").returncode == 0
     values = metrics(path)
     assert values["logjam_files_total"] == 2 and values["logjam_bytes_total"] == 30
@@ -80,7 +80,7 @@ def test_upload_metrics_count_errors_and_pending(tmp_path):
 
 def test_json_log_format_is_one_object_per_line(make_logs):
     log_dir = make_logs({"app-20130727T1200Z.log": b"x\n"})
-    result = run("logjam-compress", "--once", "--log-format", "json", log_dir)
+    result = call("logjam-compress", "--once", "--log-format", "json", log_dir)
     assert result.returncode == 0
     lines = result.stderr.strip().splitlines()
     entries = [json.loads(line) for line in lines]
@@ -129,7 +129,7 @@ def test_readme_alerts_fire_after_failed_runs(tmp_path, bucket, s3_server):
     # would be another destination, with the first file not uploaded there).
     proxy = S3Proxy(s3_server).start()
     endpoint = proxy.url
-    ok = run("logjam-upload", "--once", "--metrics-file", path, "--endpoint-url", endpoint, archive, uri)
+    ok = call("logjam-upload", "--once", "--metrics-file", path, "--endpoint-url", endpoint, archive, uri)
     proxy.stop()
     assert ok.returncode == 0, ok.stderr
     last_success = metrics(path)["logjam_last_success_timestamp_seconds"]
@@ -137,7 +137,7 @@ def test_readme_alerts_fire_after_failed_runs(tmp_path, bucket, s3_server):
     (archive / "db-20130727T1400Z.log.gz").write_bytes(b"z" * 30)
 
     for run_number in (1, 2):  # an outage: the endpoint does not answer, run after run
-        failed = run("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
+        failed = call("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
                      "--endpoint-url", endpoint, archive, uri)
         assert failed.returncode == 1, failed.stderr
         values = metrics(path)
@@ -160,7 +160,7 @@ def test_readme_alerts_fire_after_failed_runs(tmp_path, bucket, s3_server):
     assert not fires(rules["LogjamMetricsStale"], values, now=now, file_mtime=mtime)
 
     # Back to normal: the backlog goes out and the failure run ends.
-    ok = run("logjam-upload", "--once", "--metrics-file", path, "--endpoint-url", s3_server, archive, uri)
+    ok = call("logjam-upload", "--once", "--metrics-file", path, "--endpoint-url", s3_server, archive, uri)
     assert ok.returncode == 0, ok.stderr
     values = metrics(path)
     assert values["logjam_pending_files"] == 0
@@ -176,7 +176,7 @@ def test_a_setup_that_never_worked_alerts_too(tmp_path, unused_port):
     (archive / "db-20130727T1200Z.log.gz").write_bytes(b"x")
     path = tmp_path / "logjam-upload.prom"
 
-    failed = run("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
+    failed = call("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
                  "--endpoint-url", f"http://127.0.0.1:{unused_port}", archive, S3_TEMPLATE.format(bucket="b"))
 
     assert failed.returncode == 1, failed.stderr
@@ -192,7 +192,7 @@ def test_refused_credentials_under_once_still_write_the_metrics(tmp_path, authen
     (archive / "db-20130727T1200Z.log.gz").write_bytes(b"x")
     path = tmp_path / "logjam-upload.prom"
 
-    failed = run("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
+    failed = call("logjam-upload", "--once", "--metrics-file", path, "--retries", "1",
                  "--endpoint-url", authenticating_s3_server, archive, S3_TEMPLATE.format(bucket="bucket"))
 
     assert failed.returncode == 2, failed.stderr
@@ -207,7 +207,7 @@ def test_compress_failed_directory_counts_its_finished_files(make_logs, tmp_path
     (log_dir / "archive").write_text("a file where the archive directory should be")
     path = tmp_path / "compress.prom"
 
-    result = run("logjam-compress", "--once", "--metrics-file", path, log_dir)
+    result = call("logjam-compress", "--once", "--metrics-file", path, log_dir)
 
     assert result.returncode == 2, result.stderr  # a configuration error (#8): exit 2, metrics still written
     values = metrics(path)
@@ -240,7 +240,7 @@ def test_json_records_carry_fields_for_compressed_and_skipped_and_failed(make_lo
     (log_dir / "db-20130727T1200Z.log").chmod(0)  # root reads it anyway: no failure then
     unreadable = not os.access(log_dir / "db-20130727T1200Z.log", os.R_OK)
 
-    result = run("logjam-compress", "--once", "--log-format", "json", log_dir)
+    result = call("logjam-compress", "--once", "--log-format", "json", log_dir)
 
     events = {(entry.get("event"), entry.get("file")): entry for entry in json_records(result.stderr)}
     done = events["compressed", f"{log_dir}/app-20130727T1200Z.log"]
@@ -261,7 +261,7 @@ def test_json_records_carry_fields_for_uploaded_and_failed(tmp_path):
     dest.mkdir()
     (dest / "web").write_text("a file where a folder should be")
 
-    result = run("logjam-upload", "--once", "--log-format", "json", archive,
+    result = call("logjam-upload", "--once", "--log-format", "json", archive,
                  f"file://{dest}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
 
     assert result.returncode == 1, result.stderr

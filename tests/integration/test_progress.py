@@ -6,7 +6,7 @@ import os
 import pty
 import subprocess
 
-from tests.conftest import clean_env, run, script
+from tests.conftest import call, clean_env, script
 
 
 def backlog(make_logs, count=5):
@@ -41,7 +41,7 @@ def test_bar_on_a_terminal_for_a_backlog(make_logs):
 
 def test_no_bar_when_stderr_is_not_a_terminal(make_logs):
     log_dir = backlog(make_logs)
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
     assert result.returncode == 0
     assert "files" not in result.stderr.replace("compressed", "")
     assert "\r" not in result.stderr

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.conftest import run, tree
+from tests.conftest import call, tree
 from tests.integration.test_upload_s3 import TEMPLATE, keys
 
 OLD = "db-20130727T1200Z.log.gz"
@@ -20,7 +20,7 @@ def recent_name(hours_ago: int) -> str:
 
 
 def upload(archive, bucket, proxy, *extra):
-    return run("logjam-upload", "--once", "--endpoint-url", proxy.url, *extra, archive, f"s3://{bucket}/{TEMPLATE}")
+    return call("logjam-upload", "--once", "--endpoint-url", proxy.url, *extra, archive, f"s3://{bucket}/{TEMPLATE}")
 
 
 def test_deletes_only_confirmed_uploads_older_than_the_duration(archive, bucket, s3_proxy, s3_client):
@@ -66,14 +66,14 @@ def test_failed_upload_is_never_deleted(archive, tmp_path):
     dest.mkdir()
     (dest / "db").write_text("a file where a folder should be")
     (archive / OLD).write_bytes(b"only copy")
-    result = run("logjam-upload", "--once", "--delete-uploaded-after", "1s", archive, f"file://{dest}/{TEMPLATE}")
+    result = call("logjam-upload", "--once", "--delete-uploaded-after", "1s", archive, f"file://{dest}/{TEMPLATE}")
     assert result.returncode == 1
     assert (archive / OLD).read_bytes() == b"only copy"
 
 
 @pytest.mark.parametrize("value", ["36", "h", "1.5d", "-3d", "7y"])
 def test_bad_duration_is_a_usage_error(archive, value):
-    result = run("logjam-upload", "--once", f"--delete-uploaded-after={value}", archive, f"file:///tmp/{TEMPLATE}")
+    result = call("logjam-upload", "--once", f"--delete-uploaded-after={value}", archive, f"file:///tmp/{TEMPLATE}")
     assert result.returncode == 2
     assert "not a duration" in result.stderr
 
@@ -102,7 +102,7 @@ def test_compress_dry_run_changes_nothing(make_logs):
     before = tree(log_dir)
     listing = sorted(os.listdir(log_dir))
 
-    result = run("logjam-compress", "--dry-run", log_dir)  # no --once needed: a dry run is one pass
+    result = call("logjam-compress", "--dry-run", log_dir)  # no --once needed: a dry run is one pass
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [

@@ -23,7 +23,7 @@ import re
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import call
 from tests.s3proxy import (
     INTERNAL_ERROR,
     SLOW_DOWN,
@@ -62,8 +62,8 @@ def archived(archive, hours: range, *, size: int = 2048) -> dict[str, bytes]:
 def upload(archive, bucket, proxy: S3Proxy, *extra: str):
     # moto honours If-None-Match: no probe here, so that these tests count
     # the upload path's own requests (test_stores.py puts faults on the probe).
-    return run("logjam-upload", "--once", "--endpoint-url", proxy.url, "--conditional-writes", "off", *extra,
-               archive, f"s3://{bucket}/{TEMPLATE}")
+    return call("logjam-upload", "--once", "--endpoint-url", proxy.url, "--conditional-writes", "off", *extra,
+                archive, f"s3://{bucket}/{TEMPLATE}")
 
 
 def stored(s3_client, bucket) -> dict[str, bytes]:

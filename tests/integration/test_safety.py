@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import clean_env, run, script, wait_for
+from tests.conftest import call, clean_env, script, wait_for
 
 OLD = "app-20130727T1200Z.log"
 
@@ -50,14 +50,14 @@ def test_file_held_open_for_writing_waits_for_its_writer(make_logs):
     try:
         hour_ago = time.time() - 3600
         os.utime(log_dir / OLD, (hour_ago, hour_ago))  # quiet, but still open
-        result = run("logjam-compress", "--once", log_dir)
+        result = call("logjam-compress", "--once", log_dir)
         assert result.returncode == 0, result.stderr
         assert (log_dir / OLD).exists()
         assert "still open for writing" in result.stderr
     finally:
         release(writer)
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
     assert result.returncode == 0, result.stderr
     assert not (log_dir / OLD).exists()
     assert os.listdir(log_dir / "archive") == [OLD + ".gz"]
@@ -65,12 +65,12 @@ def test_file_held_open_for_writing_waits_for_its_writer(make_logs):
 
 def test_recently_modified_file_waits_for_min_quiet(make_logs):
     log_dir = make_logs({OLD: b"just appended\n"}, quiet_for=5)
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
     assert result.returncode == 0
     assert (log_dir / OLD).exists()
     assert "--min-quiet 60" in result.stderr
 
-    assert run("logjam-compress", "--once", "--min-quiet", "4", log_dir).returncode == 0
+    assert call("logjam-compress", "--once", "--min-quiet", "4", log_dir).returncode == 0
     assert not (log_dir / OLD).exists()
 
 
@@ -78,7 +78,7 @@ def test_second_instance_skips_a_locked_directory(make_logs):
     log_dir = make_logs({OLD: b"x\n"})
     holder = hold(HOLD_LOCK, log_dir / ".logjam-compress.lock", "locked")
     try:
-        result = run("logjam-compress", "--once", log_dir)
+        result = call("logjam-compress", "--once", log_dir)
     finally:
         release(holder)
     assert result.returncode == 0
@@ -113,7 +113,7 @@ def test_upload_skips_a_locked_archive(tmp_path):
     (archive / "db-20130727T1200Z.log.gz").write_bytes(b"x")
     holder = hold(HOLD_LOCK, archive / ".logjam-upload.lock", "locked")
     try:
-        result = run("logjam-upload", "--once", archive, f"file://{dest}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
+        result = call("logjam-upload", "--once", archive, f"file://{dest}/{{prefix}}/{{year}}/{{month}}/{{day}}/{{filename}}")
     finally:
         release(holder)
     assert result.returncode == 0
@@ -138,14 +138,14 @@ def test_root_refuses_a_directory_a_user_can_write(make_logs, mode, owner, reaso
     os.chown(log_dir, *owner)
     os.chmod(log_dir, mode)
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and reason in lines[0] and "--allow-insecure-dir" in lines[0]
     assert (log_dir / OLD).exists()
 
-    allowed = run("logjam-compress", "--once", "--allow-insecure-dir", log_dir)
+    allowed = call("logjam-compress", "--once", "--allow-insecure-dir", log_dir)
     assert allowed.returncode == 0, allowed.stderr
     assert not (log_dir / OLD).exists()
 
@@ -157,7 +157,7 @@ def test_root_leaves_hard_linked_files_alone(make_logs, tmp_path):
     log_dir = make_logs({})
     os.link(elsewhere, log_dir / OLD)
 
-    result = run("logjam-compress", "--once", log_dir)
+    result = call("logjam-compress", "--once", log_dir)
 
     assert result.returncode == 0
     assert "hard links" in result.stderr
@@ -193,7 +193,7 @@ def test_writer_through_a_bind_mount_is_seen(make_logs, bind_mount):
     try:
         hour_ago = time.time() - 3600
         os.utime(log_dir / OLD, (hour_ago, hour_ago))
-        result = run("logjam-compress", "--once", log_dir)
+        result = call("logjam-compress", "--once", log_dir)
         assert result.returncode == 0, result.stderr
         assert "still open for writing" in result.stderr
         assert (log_dir / OLD).read_bytes() == b"early line\nlate line\n"

@@ -17,7 +17,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import clean_env, run, tree, wait_for
+from tests.conftest import call, clean_env, run, tree, wait_for
 
 TEMPLATE = "{prefix}/{year}/{month}/{day}/{filename}"
 NAME = "db-20130727T1200Z.log.gz"
@@ -291,7 +291,7 @@ def test_dsn_without_sentry_sdk_warns_in_one_line_and_carries_on(make_logs, tmp_
     if command == "logjam-compress":
         args = [log_dir]
     else:
-        assert run("logjam-compress", "--once", log_dir).returncode == 0
+        assert call("logjam-compress", "--once", log_dir).returncode == 0
         dest = tmp_path / "dest"
         dest.mkdir()
         args = [log_dir / "archive", f"file://{dest}/{TEMPLATE}"]

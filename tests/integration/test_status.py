@@ -6,10 +6,11 @@ import datetime
 import hashlib
 import json
 
+from logjam.cli import Environment
 from logjam.integrity import Fingerprint
 from logjam.markers import Confirmation, Destination, LedgerEntry
 from logjam.status import main
-from tests.conftest import run
+from tests.conftest import call, run
 
 NOW = datetime.datetime(2013, 7, 27, 13, 36, tzinfo=datetime.timezone.utc)
 
@@ -35,7 +36,7 @@ def populate(log_dir):
 
 def test_json_counts_each_state_per_stream(tmp_path, capsys):
     populate(tmp_path)
-    assert main(["--json", str(tmp_path)], clock=lambda: NOW) == 0
+    assert main(["--json", str(tmp_path)], env=Environment(clock=lambda: NOW)) == 0
     [report] = json.loads(capsys.readouterr().out)
     streams = {entry["stream"]: entry for entry in report["streams"]}
     assert sorted(streams) == ["app-*.log", "db-*-r1.log"]
@@ -51,7 +52,7 @@ def test_json_counts_each_state_per_stream(tmp_path, capsys):
 
 def test_table_for_people(tmp_path, capsys):
     populate(tmp_path)
-    assert main([str(tmp_path)], clock=lambda: NOW) == 0
+    assert main([str(tmp_path)], env=Environment(clock=lambda: NOW)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{tmp_path}:"
     assert lines[1].split() == ["STREAM", "LIVE", "TO", "COMPRESS", "TO", "UPLOAD", "UPLOADED,", "KEPT", "OLDEST", "WAITING"]
@@ -69,7 +70,7 @@ def test_reads_only(tmp_path):
 
 
 def test_missing_directory_is_a_usage_error(tmp_path):
-    result = run("logjam-status", tmp_path / "nope")
+    result = call("logjam-status", tmp_path / "nope")
     assert result.returncode == 2
     assert result.stderr.strip() == f"logjam-status: error: {tmp_path / 'nope'}: no such directory"
 
@@ -86,12 +87,12 @@ def test_check_looks_up_each_kept_upload_at_the_destination(tmp_path, s3_proxy, 
     for hour in ("10", "11"):
         (archive / f"app-20130727T{hour}00Z.log.gz").write_bytes(gzip.compress(hour.encode()))
     uri = f"s3://{bucket}/{TEMPLATE}"
-    assert run("logjam-upload", "--once", "--endpoint-url", s3_proxy.url, archive, uri).returncode == 0
+    assert call("logjam-upload", "--once", "--endpoint-url", s3_proxy.url, archive, uri).returncode == 0
     s3_client.delete_object(Bucket=bucket, Key="app/2013/07/27/app-20130727T1000Z.log.gz")
     s3_proxy.clear()
 
-    result = run("logjam-status", "--json", "--check", uri, "--endpoint-url", s3_proxy.url, log_dir,
-                 env=clean_env())
+    result = call("logjam-status", "--json", "--check", uri, "--endpoint-url", s3_proxy.url, log_dir,
+                  env=clean_env())
 
     assert result.returncode == 1, result.stderr  # a kept upload missing at the destination is a problem
     assert result.stderr == (f"logjam-status: {archive}/app-20130727T1000Z.log.gz: s3://{bucket}/"
@@ -104,5 +105,5 @@ def test_check_looks_up_each_kept_upload_at_the_destination(tmp_path, s3_proxy, 
     # One HEAD of the bucket (a mistyped one is a usage error), one per kept file.
     assert sorted(s3_proxy.calls()) == [("HEAD", f"/{bucket}"), ("HEAD", f"/{bucket}/app/2013/07/27/app-20130727T1000Z.log.gz"),
                                         ("HEAD", f"/{bucket}/app/2013/07/27/app-20130727T1100Z.log.gz")]
-    local_only = run("logjam-status", "--json", log_dir)
+    local_only = call("logjam-status", "--json", log_dir)
     assert json.loads(local_only.stdout)[0]["streams"][0]["missing"] is None
