@@ -9,8 +9,6 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[2] / "logjam"
 
 MAX_LINES = 450
@@ -159,28 +157,10 @@ def test_only_commands_import_the_cli_layer():
     assert not offenders, f"only the commands ({', '.join(sorted(COMMANDS))}) may import {CLI}:\n" + "\n".join(offenders)
 
 
-# status reads compress's selection (yield_old_logfiles); moving it below the
-# commands is under way (helper hb, issue #10). strict: this fails as soon as
-# that edge is gone, so that the mark is removed with it.
-KNOWN_COMMAND_IMPORTS = {("logjam.status", "logjam.compress")}
-
-
-def _command_imports(known: bool) -> list[str]:
-    return [str(edge) for edge in EDGES
-            if edge.imported in COMMANDS and not _entry_point(edge.importer)
-            and ((edge.importer, edge.imported) in KNOWN_COMMAND_IMPORTS) == known]
-
-
 def test_no_module_imports_a_command():
-    offenders = _command_imports(known=False)
+    offenders = [str(edge) for edge in EDGES if edge.imported in COMMANDS and not _entry_point(edge.importer)]
     assert not offenders, ("a command module is the top of the stack; move what is shared into a lower "
                            "module:\n" + "\n".join(offenders))
-
-
-@pytest.mark.xfail(strict=True, reason="status imports compress.yield_old_logfiles; being moved (issue #10)")
-def test_status_does_not_import_compress():
-    offenders = _command_imports(known=True)
-    assert not offenders, "a command imports another command:\n" + "\n".join(offenders)
 
 
 def _positional(function: ast.FunctionDef | ast.AsyncFunctionDef, *, method: bool) -> list[str]:
@@ -218,24 +198,10 @@ def long_positional_lists() -> dict[str, str]:
     return found
 
 
-# Known at the time of writing (issue #10); each is a strict xfail below, so
-# that the entry must go as soon as its function is fixed. The pass context
-# (helper hb) fixes the compress and upload ones.
-KNOWN_LONG_POSITIONAL = ["logjam.compress._compress_all", "logjam.compress._compress_each",
-                         "logjam.upload._upload_each", "logjam.compressor._write_compressed", "logjam.cat.verify"]
-
-
 def test_no_function_takes_more_than_5_positional_parameters():
-    offenders = [where for qualname, where in long_positional_lists().items() if qualname not in KNOWN_LONG_POSITIONAL]
+    offenders = list(long_positional_lists().values())
     assert not offenders, (f"functions with more than {MAX_POSITIONAL} positional parameters (make the "
                            "rest keyword-only, or pass one object):\n" + "\n".join(offenders))
-
-
-@pytest.mark.xfail(strict=True, reason="known long positional list (issue #10): remove it from KNOWN_LONG_POSITIONAL")
-@pytest.mark.parametrize("qualname", KNOWN_LONG_POSITIONAL)
-def test_known_long_positional_list(qualname):
-    found = long_positional_lists()
-    assert qualname not in found, found[qualname]
 
 
 # -- the checks see what they check ----------------------------------------------------------------
