@@ -24,6 +24,7 @@ from logjam import __version__, fleet
 from logjam.errors import ExitStatus, Interrupted, LogjamError
 from logjam.logs import LOG_LEVELS, configure_logging, describe_error, fields, one_line
 from logjam.monitoring import capture_exception, capture_message, check_metrics_path, configure_sentry, metrics_writer
+from logjam.parse import utc_now
 from logjam.runner import Job, PassStats, run
 from logjam.signals import Stop, install_signal_handlers, signal_name
 
@@ -33,11 +34,6 @@ EXIT_STATUS_HELP = """\
 exit status (--once): 0 all done, 1 some files failed (retried next pass),
 2 usage or configuration error, 128+N stopped by signal N.
 """
-
-
-def utc_now() -> datetime.datetime:
-    """Returns the current time, in UTC (the clock of a real process)."""
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 @dataclass

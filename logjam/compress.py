@@ -27,7 +27,7 @@ from logjam.compressor import Compressed, compress_logfile, open_source
 from logjam.concurrency import map_concurrently
 from logjam.errors import FileError, NotReady, Skipped, UsageError
 from logjam.logs import fields
-from logjam.parse import LogFile
+from logjam.parse import LogFile, utc_now
 from logjam.passes import PassContext, PassSettings, open_directory, run_pass
 from logjam.progress import progress
 from logjam.removal import REMOVING_MARKER, recover_removals
@@ -378,7 +378,7 @@ def make_job(args: argparse.Namespace, *, clock: Callable[[], datetime.datetime]
     options = CompressOptions(codec=codec, level=args.level, threads=args.threads or available_cores(),
                               min_quiet=args.min_quiet, settings=settings)
     return CompressJob(list(args.directories), options,
-                       clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))
+                       clock or utc_now)
 
 
 def finished_backlog(log_dir: str, now: datetime.datetime) -> PassStats:
@@ -409,7 +409,7 @@ def main(argv: Sequence[str] | None = None, *, env: Environment | None = None) -
 def start_backlog(args: argparse.Namespace) -> PassStats:
     """The finished logs of every directory, for the metrics of a run that
     stopped at its start (a configuration error): the backlog still shows."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = utc_now()
     stats = PassStats()
     for log_dir in args.directories:
         stats.add(finished_backlog(log_dir, now))

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from logjam.parse import parse_filename, unparse_filename
+from logjam.parse import parse_filename, unparse_filename, utc_now
 
 __all__ = ["HourlyFileHandler", "utc_now"]
 
@@ -34,11 +34,6 @@ ARCHIVE_ROOM = len(".zst") + len("-logjam-compress-duplicate-timestamp-NN")
 # Any aware time works for checking that the parts round-trip; the name's
 # shape does not depend on which hour it is.
 _SAMPLE_HOUR = datetime.datetime(2013, 7, 27, 12, 0, tzinfo=datetime.timezone.utc)
-
-
-def utc_now() -> datetime.datetime:
-    """The current time as an aware UTC datetime (the default clock)."""
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def validate_parts(prefix: str, *, suffix: str | None, extension: str) -> None:

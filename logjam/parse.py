@@ -63,6 +63,11 @@ def _parse_timestamp(match: re.Match[str]) -> datetime.datetime | None:
         return None
 
 
+def utc_now() -> datetime.datetime:
+    """Returns the current time as an aware UTC datetime: every clock's default."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def parse_filename(name: str) -> LogFile | None:
     """Takes a file name. Returns its LogFile, or None if it is not a log file name.
 

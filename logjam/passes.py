@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from logjam import fsutil
+from logjam.parse import utc_now
 from logjam.progress import Progress
 from logjam.runner import PassStats
 from logjam.safety import check_directory_security
@@ -75,7 +76,7 @@ def run_pass(
     None) and runs body with the pass's context. Returns the pass's stats:
     empty when another instance holds the lock."""
     context = PassContext(path, open_directory(path, settings), stop or Stop(),
-                          now or datetime.datetime.now(datetime.timezone.utc), dry_run=settings.dry_run)
+                          now or utc_now(), dry_run=settings.dry_run)
     try:
         if command is None or settings.dry_run:
             body(context)

@@ -30,7 +30,6 @@ from logjam.cli import (
     Environment,
     add_common_arguments,
     main_runner,
-    utc_now,
     without_credentials,
 )
 from logjam.codecs import CORRUPT_STREAM_ERRORS, codec_for_filename
@@ -40,7 +39,7 @@ from logjam.integrity import file_fingerprint
 from logjam.ledger import LEDGER_DIRNAME, Ledger, Standing
 from logjam.logs import fields
 from logjam.markers import Confirmation, Destination
-from logjam.parse import LogFile
+from logjam.parse import LogFile, utc_now
 from logjam.passes import PassContext, PassSettings, check_directory, run_pass
 from logjam.progress import progress
 from logjam.retention import expire, expired, parse_duration
