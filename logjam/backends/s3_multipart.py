@@ -34,19 +34,21 @@ MAX_PARTS = 10_000
 PART_WORKERS = 4  # parts in flight for the whole process while several files upload
 
 
-# Parts in flight while one file uploads alone: the AWS CLI keeps 10 (80 MiB);
-# 6 kept pace with it in bench/ (256 MB: 1.12x its speed) at 126 MB peak; 8
-# reached 150 MB, over the bound.
-PART_WORKERS_ALONE = 6
+# Parts in flight while one file uploads alone: the AWS CLI keeps 10 (80 MiB).
+# 8 (64 MiB) peaked at 122 MB uploading 1 GB in bench/ once parts were no
+# longer read again for the signature (6 had peaked at 127 MB before); 10
+# reached 139 MB, too close to the 150 MB bound.
+PART_WORKERS_ALONE = 8
 
 
 def part_workers(size: int, part_size: int, *, files_in_flight: int) -> int:
     """Takes a file's size, its part size and how many multipart uploads are
     under way (this one included). Returns how many of its parts to send at
     once: all the process may hold when it is alone, fewer when files share
-    the part buffers, never more than it has parts."""
+    the part buffers, fewer when its parts are larger than PART_SIZE (over
+    80 GiB) so the bytes held stay the same, never more than it has parts."""
     limit = PART_WORKERS_ALONE if files_in_flight <= 1 else PART_WORKERS
-    return max(1, min(limit, -(-size // part_size)))
+    return max(1, min(limit, limit * PART_SIZE // part_size, -(-size // part_size)))
 
 
 def part_size_for(size: int, *, part_size: int = PART_SIZE) -> int:

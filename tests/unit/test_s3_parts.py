@@ -2,7 +2,7 @@
 
 import pytest
 
-from logjam.backends.s3_multipart import PART_WORKERS, PART_WORKERS_ALONE, part_workers
+from logjam.backends.s3_multipart import PART_SIZE, PART_WORKERS, PART_WORKERS_ALONE, part_size_for, part_workers
 
 MiB = 1 << 20
 
@@ -17,3 +17,17 @@ MiB = 1 << 20
 ])
 def test_part_workers(size, files, expected):
     assert part_workers(size, 8 * MiB, files_in_flight=files) == expected
+
+
+@pytest.mark.parametrize("files, limit", [(1, PART_WORKERS_ALONE), (2, PART_WORKERS)])
+def test_larger_parts_go_fewer_at_once_to_hold_the_same_bytes(files, limit):
+    size = 200 * 1024 * MiB  # over 10,000 parts of 8 MiB: 32 MiB parts
+    part_size = part_size_for(size)
+    assert part_size == 32 * MiB
+    workers = part_workers(size, part_size, files_in_flight=files)
+    assert workers * part_size <= limit * PART_SIZE
+    assert workers == max(1, limit // 4)
+
+
+def test_smaller_parts_never_go_more_than_the_buffers():
+    assert part_workers(1024 * MiB, 5 * MiB, files_in_flight=1) == PART_WORKERS_ALONE
