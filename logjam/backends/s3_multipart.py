@@ -35,10 +35,10 @@ PART_WORKERS = 4  # parts in flight for the whole process while several files up
 
 
 # Parts in flight while one file uploads alone: the AWS CLI keeps 10 (80 MiB).
-# 8 (64 MiB) peaked at 122 MB uploading 1 GB in bench/ once parts were no
-# longer read again for the signature (6 had peaked at 127 MB before); 10
-# reached 139 MB, too close to the 150 MB bound.
-PART_WORKERS_ALONE = 8
+# Uploading 1 GB in bench/ (parts no longer read again for the signature),
+# interleaved at load 6-11: 6 peaked at 105 MB, 0.93x the CLI's speed; 8 at
+# 122 MB, 0.86x; 10 at 139 MB, 0.90x: more parts bought no speed there.
+PART_WORKERS_ALONE = 6
 
 
 def part_workers(size: int, part_size: int, *, files_in_flight: int) -> int:
