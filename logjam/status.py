@@ -174,12 +174,14 @@ def _archive_status(archive: str, archive_fd: int, status_of: Callable[[LogFile,
 
 
 def _human_bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    for unit in ("KiB", "MiB", "GiB"):
         value /= 1024
-    raise AssertionError  # unreachable
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TiB"
 
 
 def _human_age(seconds: float) -> str:
