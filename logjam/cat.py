@@ -346,8 +346,8 @@ def make_query(args: argparse.Namespace, *, now: datetime.datetime, uses_hostnam
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     if args.list and args.output_dir:
         raise UsageError("--list and --output-dir do not go together (--list downloads nothing)")
-    return Query(since, until, tuple(args.prefix), tuple(suffix or None for suffix in args.suffix),
-                 tuple(args.hostname))
+    return Query(since, until, prefixes=tuple(args.prefix),
+                 suffixes=tuple(suffix or None for suffix in args.suffix), hostnames=tuple(args.hostname))
 
 
 def run(args: argparse.Namespace, out: BinaryIO, *, now: datetime.datetime) -> int:

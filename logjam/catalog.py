@@ -11,7 +11,7 @@ import itertools
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 
 import dateutil.parser
 
@@ -39,7 +39,7 @@ RELATIVE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DUPLICATE_SUFFIX = re.compile(rf"^(?:(?P<suffix>.+)-)?{UPLOAD_DUPLICATE_MARK[1:]}(?P<number>\d{{2,}})$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArchivedKey:
     """One stored object, as its key names it."""
 
@@ -75,7 +75,7 @@ def original_name(name: str) -> tuple[LogFile, int] | None:
     stem = name[: len(name) - len(logfile.extension)]
     mark = f"{UPLOAD_DUPLICATE_MARK}{match['number']}"
     original = stem[: len(stem) - len(mark)] + logfile.extension
-    return LogFile(logfile.prefix, logfile.timestamp, match["suffix"], logfile.extension, original), int(match["number"])
+    return replace(logfile, suffix=match["suffix"], filename=original), int(match["number"])
 
 
 def _parts(template: str) -> list[tuple[str, str | None]]:
@@ -139,7 +139,8 @@ class KeyMatcher:
         if exact is None:
             return None
         hostname = exact["hostname"] if self.uses_hostname else None
-        return ArchivedKey(key, size, logfile, found["filename"], duplicate, hostname)
+        return ArchivedKey(key=key, size=size, logfile=logfile, name=found["filename"], duplicate=duplicate,
+                           hostname=hostname)
 
     def _exact_pattern(self, known: dict[str, str], *, collapse: bool) -> str:
         # The key the template makes from the known fields (collapsed as
@@ -162,6 +163,7 @@ class Query:
 
     since: datetime.datetime
     until: datetime.datetime
+    _: KW_ONLY
     prefixes: tuple[str, ...] = ()
     suffixes: tuple[str | None, ...] = ()
     hostnames: tuple[str, ...] = ()

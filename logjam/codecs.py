@@ -16,7 +16,7 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 import deflate
 import zstandard
@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 GZIP_MEMBER_SIZE = 4 << 20
 
 
-@dataclass(frozen=True)
+class OpenWriter(Protocol):
+    """Takes the raw file, a level and a thread count. Returns the file object that compresses into raw."""
+
+    def __call__(self, raw: BinaryIO, *, level: int, threads: int) -> BinaryIO: ...
+
+
+@dataclass(frozen=True, kw_only=True)
 class Codec:
     """How to write, read back and label one compressed format."""
 
@@ -43,7 +49,7 @@ class Codec:
     content_type: str
     default_level: int
     levels: range
-    open_writer: Callable[[BinaryIO, int, int], BinaryIO]  # (raw, level, threads)
+    open_writer: OpenWriter
     open_reader: Callable[[BinaryIO], BinaryIO]
 
 
@@ -59,8 +65,8 @@ class GzipMembers:
     members are in flight, so memory stays bounded whatever the file size.
     """
 
-    def __init__(self, raw: BinaryIO, level: int, threads: int,
-                 *, member_size: int = GZIP_MEMBER_SIZE) -> None:
+    def __init__(self, raw: BinaryIO, *, level: int, threads: int,
+                 member_size: int = GZIP_MEMBER_SIZE) -> None:
         self._raw = raw
         self._level = level
         self._member_size = member_size
@@ -142,15 +148,15 @@ class GzipMembers:
         self._pending = []
 
 
-def _gzip_writer(raw: BinaryIO, level: int, threads: int) -> BinaryIO:
-    return GzipMembers(raw, level, threads)  # type: ignore[return-value]
+def _gzip_writer(raw: BinaryIO, *, level: int, threads: int) -> BinaryIO:
+    return GzipMembers(raw, level=level, threads=threads)  # type: ignore[return-value]
 
 
 def _gzip_reader(raw: BinaryIO) -> BinaryIO:
     return cast(BinaryIO, gzip_ng.GzipNGFile(fileobj=raw, mode="rb"))  # a GzipFile: a binary stream
 
 
-def _zstd_writer(raw: BinaryIO, level: int, threads: int) -> BinaryIO:
+def _zstd_writer(raw: BinaryIO, *, level: int, threads: int) -> BinaryIO:
     compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0,
                                           write_checksum=True)
     return compressor.stream_writer(raw, closefd=False)

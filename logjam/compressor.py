@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("logjam.compress")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Compressed:
     """What compress_logfile did, for the log line and the caller's totals."""
 
@@ -92,7 +92,7 @@ def compress_logfile(
         removal.remove_original(dir_fd, name, source)  # through the module: tests patch the seam
     finally:
         os.close(source_fd)
-    return Compressed(name, archived, length, compressed_size)
+    return Compressed(source=name, archived=archived, original_size=length, compressed_size=compressed_size)
 
 
 def open_source(
@@ -229,7 +229,7 @@ def _write_compressed(
     check_stop: Callable[[], None],
 ) -> tuple[int, int]:
     length = checksum = 0
-    writer = codec.open_writer(written, codec.default_level if level is None else level, threads)  # type: ignore[arg-type]
+    writer = codec.open_writer(written, level=codec.default_level if level is None else level, threads=threads)  # type: ignore[arg-type]
     with writer:
         while True:
             check_stop()

@@ -28,7 +28,7 @@ LOGFILE_PATTERN = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogFile:
     """One log file, as its name describes it."""
 

@@ -81,8 +81,8 @@ class KeyTemplate:
         every pass."""
         if any(ord(char) < 32 or ord(char) == 127 for char in hostname):
             raise UsageError(f"host name {hostname!r} has a control character; give --hostname")
-        sample = LogFile("logjam", datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc), None,
-                         ".log.gz", "logjam-20000101T0000Z.log.gz")
+        sample = LogFile(prefix="logjam", timestamp=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc),
+                         suffix=None, extension=".log.gz", filename="logjam-20000101T0000Z.log.gz")
         key = self.format(sample, hostname=hostname)
         problem = key_problem(key)
         if problem:

@@ -162,8 +162,8 @@ if spec["target"] == "codec":
     from logjam.codecs import CODECS
 
     for name, codec in list(CODECS.items()):
-        def open_writer(raw, level, threads, real=codec.open_writer):
-            return real(FailingRaw(raw), level, threads)
+        def open_writer(raw, *, level, threads, real=codec.open_writer):
+            return real(FailingRaw(raw), level=level, threads=threads)
         CODECS[name] = dataclasses.replace(codec, open_writer=open_writer)
 elif spec["target"] == "write":
     real_write = os.write
@@ -449,11 +449,11 @@ def test_compress_logfile_writer_io_error(one_log, codec, layer):
     dir_fd, archive_fd, logfile, data, log_dir = one_log
     after = 1 << 20  # fails part of the way through
     if layer == "codec-writer":
-        def open_writer(raw, level, threads):
-            return FailingWriter(codec.open_writer(raw, level, threads), after)
+        def open_writer(raw, *, level, threads):
+            return FailingWriter(codec.open_writer(raw, level=level, threads=threads), after)
     else:
-        def open_writer(raw, level, threads):
-            return codec.open_writer(FailingRaw(raw, after // 8), level, threads)
+        def open_writer(raw, *, level, threads):
+            return codec.open_writer(FailingRaw(raw, after // 8), level=level, threads=threads)
     failing = dataclasses.replace(codec, open_writer=open_writer)
 
     with pytest.raises(OSError) as raised:

@@ -31,8 +31,8 @@ def test_the_check_reads_the_archive_while_it_is_written(make_logs):
     read_back = threading.Event()
 
     class Waiting:
-        def __init__(self, raw, level, threads):
-            self.inner = GzipMembers(raw, level, threads, member_size=32 << 10)
+        def __init__(self, raw, *, level, threads):
+            self.inner = GzipMembers(raw, level=level, threads=threads, member_size=32 << 10)
             self.waited = False
 
         def write(self, chunk):

@@ -35,7 +35,7 @@ def members(data: bytes) -> list[bytes]:
 
 def compress(data: bytes, *, threads: int, pieces: list[int], member_size: int) -> bytes:
     raw = io.BytesIO()
-    with GzipMembers(raw, GZIP.default_level, threads, member_size=member_size) as writer:
+    with GzipMembers(raw, level=GZIP.default_level, threads=threads, member_size=member_size) as writer:
         offset = 0
         for size in pieces:
             writer.write(data[offset:offset + size])
@@ -61,7 +61,7 @@ def test_members_hold_the_log_in_order_whatever_the_threads(threads, pieces, exp
 
 def test_empty_log_is_one_empty_member():
     raw = io.BytesIO()
-    with GzipMembers(raw, 7, 2):
+    with GzipMembers(raw, level=7, threads=2):
         pass
     assert members(raw.getvalue()) == [b""]
 
@@ -80,7 +80,7 @@ def test_a_failure_inside_abandons_the_members_in_flight():
             raise OSError(28, "No space left on device")
 
     data = log_text(200_000)
-    with pytest.raises(OSError), GzipMembers(Full(), 7, 2, member_size=10_000) as writer:
+    with pytest.raises(OSError), GzipMembers(Full(), level=7, threads=2, member_size=10_000) as writer:
         for start in range(0, len(data), 10_000):
             writer.write(data[start:start + 10_000])
     assert writer.closed

@@ -58,7 +58,7 @@ NOON = utc(2013, 7, 27, 12, 0)
 )
 def test_parse_filename_matches(name, prefix, timestamp, suffix, extension):
     logfile = parse_filename(name)
-    assert logfile == LogFile(prefix, timestamp, suffix, extension, name)
+    assert logfile == LogFile(prefix=prefix, timestamp=timestamp, suffix=suffix, extension=extension, filename=name)
 
 
 @pytest.mark.parametrize(
