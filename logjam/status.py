@@ -286,6 +286,11 @@ class StatusJob:
         return True
 
     def __call__(self, stop: Stop) -> PassStats:
+        if self.uploader is not None:
+            # In the job, not make_job: the runner's signal handling is in
+            # place, so Ctrl-C on an endpoint that never answers is exit 130.
+            self.uploader.connect()
+            self.uploader.check_destination()  # a mistyped bucket is a usage error, not N missing files
         now = self.env.clock()
         problems: list[str] = []
         report: list[tuple[str, list[StreamStatus]]] = []
@@ -314,8 +319,8 @@ class StatusJob:
 
 
 def make_job(args: argparse.Namespace, *, env: Environment) -> StatusJob:
-    """Checks the destination given with --check (a mistyped bucket is a usage
-    error, not N missing files). Returns the report the runner runs once."""
+    """Checks the destination URI given with --check, without a request.
+    Returns the report the runner runs once."""
     uploader = None
     if args.check is not None:
         if not args.check.strip():
@@ -323,8 +328,6 @@ def make_job(args: argparse.Namespace, *, env: Environment) -> StatusJob:
         uploader = get_uploader(args.check, args)
         KeyTemplate.parse(uploader.template)
         uploader.check_uri()
-        uploader.connect()
-        uploader.check_destination()
     return StatusJob(list(args.directories), uploader, args.json, env)
 
 

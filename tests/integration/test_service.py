@@ -230,3 +230,24 @@ def test_sighup_mid_multipart_upload_aborts_it_and_records_nothing(tmp_path, s3_
     assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     assert not (archive / ".uploaded").exists()
     assert not [name for name in os.listdir(archive) if name.startswith(".logjam-tmp")]
+
+
+def test_ctrl_c_while_status_checks_an_endpoint_that_never_answers_is_exit_130(tmp_path):
+    import socket
+
+    (tmp_path / "logs" / "archive").mkdir(parents=True)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    try:
+        process = start("logjam-status", "--check", "s3://bucket/{prefix}/{year}/{month}/{day}/{filename}",
+                        "--endpoint-url", f"http://127.0.0.1:{server.getsockname()[1]}", tmp_path / "logs")
+        connection, _ = server.accept()  # the bucket check is waiting for an answer that never comes
+        process.send_signal(signal.SIGINT)
+        status, stderr = finish(process, within=10)
+        connection.close()
+    finally:
+        server.close()
+
+    assert status == 128 + signal.SIGINT, stderr
+    assert "Traceback" not in stderr
