@@ -51,7 +51,7 @@ class Environment:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse for all three commands: a usage error is one line naming the
+    """argparse for all four commands: a usage error is one line naming the
     problem and one hint line, exit status 2 (not the whole usage, which
     buries the problem in 15 lines of options)."""
 
@@ -62,7 +62,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options both commands take."""
+    """The options logjam-compress and logjam-upload share."""
     parser.add_argument(
         "--once", action="store_true", help="run one pass and exit (for cron); default: loop"
     )
@@ -138,8 +138,6 @@ def main_runner(
         args = parser.parse_args(argv)
     except SystemExit as exit:  # argparse has printed its message
         return int(exit.code or 0)
-    if args.dry_run:
-        args.once = True  # a dry run reports one pass
     # File names may hold bytes that are not UTF-8: show them escaped
     # rather than fail to log (or to print the error line).
     with contextlib.suppress(AttributeError, ValueError):
